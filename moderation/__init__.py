@@ -1,0 +1,63 @@
+"""Comment moderation service: the application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config, errors, redis_store, scoring, templating
+from .captcha import ChallengeStore, TextSource, random_text
+
+csrf = CSRFProtect()
+
+
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    challenge_text: TextSource | None = None,
+) -> Flask:
+    """Build the app: settings from the environment (or ``test_config``), Redis, model, views.
+
+    ``challenge_text`` replaces the CAPTCHA's random text source. It is a Python
+    argument on purpose: tests and benchmarks can pass one, but no environment
+    variable, header or URL of a running service can.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(config.from_environment())
+    if test_config is not None:
+        app.config.update(test_config)
+    _configure_logging(app)
+
+    if app.config.get("TRUSTED_PROXIES", 0):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
+
+    redis_store.init_app(app)
+    app.extensions["captcha"] = ChallengeStore(
+        app.extensions["redis"],
+        ttl_seconds=app.config["CAPTCHA_TTL_SECONDS"],
+        length=app.config["CAPTCHA_LENGTH"],
+        text_source=challenge_text or random_text,
+    )
+    scoring.init_app(app)
+    csrf.init_app(app)
+    errors.init_app(app)
+    templating.init_app(app)
+
+    from .views import api, articles
+
+    csrf.exempt(api.bp)  # JSON clients are not browsers carrying our session cookie
+    app.register_blueprint(articles.bp)
+    app.register_blueprint(api.bp)
+    app.register_error_handler(CSRFError, articles.handle_csrf_error)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("moderation").setLevel(level)

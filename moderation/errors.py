@@ -1,0 +1,70 @@
+"""One place that turns every failure into an answer with a stable error code.
+
+API clients (paths under ``/api/``) get ``{"error": {"code", "message", "field"}}``;
+browsers get a small HTML page. Forms handle their own validation errors by
+re-rendering the form, so they rarely reach these handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A refusal the client can act on: HTTP status, stable code, message, field."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def error_response(error: ApiError):
+    if wants_json():
+        return jsonify(error.to_dict()), error.status
+    return render_template("error.html", error=error), error.status
+
+
+def _code_for(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError):
+        log.info("refused %s %s: %s (%s)", request.method, request.path, error.code, error.field)
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        messages = {
+            404: "Not found: no such page or resource.",
+            405: f"Method {request.method} is not allowed here.",
+            413: (
+                "The request body is too large: the limit is "
+                f"{app.config.get('MAX_CONTENT_LENGTH')} bytes."
+            ),
+        }
+        message = messages.get(exc.code or 0, exc.description or exc.name)
+        return error_response(ApiError(exc.code or 500, _code_for(exc), message))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, "internal_error", "Something went wrong on our side."))

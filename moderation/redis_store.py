@@ -1,0 +1,38 @@
+"""The Redis connection: the configured server, or a private embedded one.
+
+Domain modules take a ``redis.Redis`` as an argument; only views call
+:func:`get_redis` to fetch the app's client.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+
+from .embedded_redis import EmbeddedRedis
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that returns ``str``; a small pool per process is enough for sync workers."""
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def init_app(app: Flask) -> None:
+    """Connect the app to Redis, starting the embedded server if no URL is configured."""
+    url = app.config.get("REDIS_URL")
+    if not url:
+        server = EmbeddedRedis(Path(app.config["VAR_DIR"]) / "redis")
+        url = server.start()
+        app.extensions["embedded_redis"] = server
+        # Child processes (gunicorn workers, CLI subprocesses) reuse this server.
+        os.environ["REDIS_URL"] = url
+        app.config["REDIS_URL"] = url
+    client = app.config.get("REDIS_CLIENT") or connect(url)
+    app.extensions["redis"] = client
+
+
+def get_redis() -> redis.Redis:
+    return current_app.extensions["redis"]

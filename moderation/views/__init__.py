@@ -1,0 +1,1 @@
+"""Blueprints: thin views that parse requests, call domain modules, shape responses."""

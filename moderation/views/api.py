@@ -1,0 +1,111 @@
+"""The JSON API for pages that render comments with JavaScript.
+
+POST /api/v1/challenges                  -> 201 {id, image_url, expires_at}
+GET  /api/v1/articles/<slug>/comments    -> 200 {comments, page, per_page, total, pages}
+POST /api/v1/articles/<slug>/comments    -> 201 published | 202 held | 422 rejected | 400 bad input
+GET  /api/v1/comments/<id>               -> 200 {id, article, status, created}
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+
+from .. import comments
+from ..articles import get_article
+from ..errors import ApiError
+from ..redis_store import get_redis
+from ..schemas import parse_submission
+from ..scoring import get_scorer
+from ..submission import submit
+from .common import current_client, get_challenges, no_store, page_number
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+STATUS_CODES = {comments.PUBLISHED: 201, comments.HELD: 202, comments.REJECTED: 422}
+
+
+def _require_article(slug: str) -> str:
+    if get_article(slug) is None:
+        raise ApiError(404, "unknown_article", f"There is no article '{slug[:80]}'.", "article")
+    return slug
+
+
+def _json_body() -> dict:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "Send the comment as JSON (Content-Type: application/json)."
+        )
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.")
+    return data
+
+
+@bp.post("/challenges")
+def new_challenge():
+    challenge = get_challenges().issue()
+    body = {
+        "id": challenge.id,
+        "image_url": url_for("articles.captcha_image", challenge_id=challenge.id),
+        "expires_at": challenge.expires_at,
+    }
+    return no_store(jsonify(body)), 201
+
+
+@bp.get("/articles/<slug>/comments")
+def list_comments(slug: str):
+    _require_article(slug)
+    per_page = current_app.config["COMMENTS_PER_PAGE"]
+    try:
+        per_page = max(1, min(int(request.args.get("per_page", per_page)), 100))
+    except ValueError:
+        raise ApiError(400, "invalid_field", "per_page must be a number from 1 to 100.", "per_page") from None
+    listing = comments.list_published(get_redis(), slug, page_number(request.args.get("page")), per_page)
+    return jsonify(
+        comments=[comment.public_dict() for comment in listing.comments],
+        page=listing.page,
+        per_page=listing.per_page,
+        total=listing.total,
+        pages=listing.pages,
+    )
+
+
+@bp.post("/articles/<slug>/comments")
+def post_comment(slug: str):
+    _require_article(slug)
+    submission = parse_submission(
+        _json_body(),
+        max_body=current_app.config["MAX_COMMENT_CHARS"],
+        max_name=current_app.config["MAX_NAME_CHARS"],
+    )
+    comment = submit(
+        get_redis(),
+        get_challenges(),
+        get_scorer(),
+        article=slug,
+        submission=submission,
+        client=current_client(),
+    )
+    body = {
+        "id": comment.id,
+        "status": comment.status,
+        "score": round(comment.score, 4),
+        "model_version": comment.model_version,
+    }
+    if comment.status == comments.REJECTED:
+        body["error"] = {"code": "rejected_as_spam", "message": comment.reason, "field": "body"}
+    elif comment.status == comments.HELD:
+        body["message"] = "Your comment is awaiting moderation."
+    return jsonify(body), STATUS_CODES[comment.status]
+
+
+@bp.get("/comments/<comment_id>")
+def comment_status(comment_id: str):
+    """Where a submitted comment stands; its text is public only once published."""
+    comment = comments.get(get_redis(), comment_id[:64])
+    if comment is None:
+        abort(404)
+    body = {"id": comment.id, "article": comment.article, "status": comment.status, "created": comment.created}
+    if comment.status == comments.PUBLISHED:
+        body.update(comment.public_dict())
+    return jsonify(body)

@@ -1,0 +1,137 @@
+"""The article page and its "Add new comment" form; works without JavaScript.
+
+GET renders the article, its published comments and a form with a fresh CAPTCHA.
+POST validates, checks the CAPTCHA, scores and stores, then redirects (303) back
+to the article with a message saying what happened (Post/Redirect/Get). On an
+error the form is re-rendered with the message next to its field and the text the
+reader typed kept.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+
+from .. import comments
+from ..articles import Article, default_article, get_article
+from ..errors import ApiError
+from ..redis_store import get_redis
+from ..schemas import parse_submission
+from ..scoring import get_scorer
+from ..submission import submit
+from .common import current_client, get_challenges, page_number, no_store
+
+bp = Blueprint("articles", __name__)
+
+OUTCOME_MESSAGES = {
+    comments.PUBLISHED: "Thank you! Your comment has been published.",
+    comments.HELD: (
+        "Thank you! Your comment has been received and is awaiting moderation. "
+        "It will appear once a moderator approves it."
+    ),
+    comments.REJECTED: "Your comment was not published: it looks like spam to our filter.",
+}
+
+
+def _article_or_404(slug: str) -> Article:
+    article = get_article(slug)
+    if article is None:
+        abort(404)
+    return article
+
+
+def render_article(
+    article: Article,
+    *,
+    form: dict | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+):
+    page = page_number(request.args.get("page"))
+    per_page = current_app.config["COMMENTS_PER_PAGE"]
+    listing = comments.list_published(get_redis(), article.slug, page, per_page)
+    challenge = get_challenges().issue()
+    html = render_template(
+        "article.html",
+        article=article,
+        listing=listing,
+        challenge=challenge,
+        form=form or {},
+        errors=errors or {},
+        max_body=current_app.config["MAX_COMMENT_CHARS"],
+        max_name=current_app.config["MAX_NAME_CHARS"],
+    )
+    return no_store(current_app.make_response((html, status)))
+
+
+@bp.get("/")
+def index():
+    return render_article(default_article())
+
+
+@bp.get("/articles/<slug>")
+def show(slug: str):
+    return render_article(_article_or_404(slug))
+
+
+@bp.post("/articles/<slug>/comments")
+def post_comment(slug: str):
+    article = _article_or_404(slug)
+    form = request.form.to_dict()
+    if form.get("action") == "new_captcha":
+        # The reader asked for another image: drop the old challenge, keep the text.
+        get_challenges().discard(form.get("challenge_id", ""))
+        return render_article(article, form=form)
+    try:
+        submission = parse_submission(
+            form,
+            max_body=current_app.config["MAX_COMMENT_CHARS"],
+            max_name=current_app.config["MAX_NAME_CHARS"],
+        )
+        comment = submit(
+            get_redis(),
+            get_challenges(),
+            get_scorer(),
+            article=article.slug,
+            submission=submission,
+            client=current_client(),
+        )
+    except ApiError as error:
+        form.pop("captcha_answer", None)
+        return render_article(
+            article, form=form, errors={error.field or "form": error.message}, status=error.status
+        )
+    flash(OUTCOME_MESSAGES[comment.status], comment.status)
+    return redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
+
+
+@bp.get("/captcha/<challenge_id>.png")
+def captcha_image(challenge_id: str):
+    png = get_challenges().render_png(challenge_id)
+    if png is None:
+        raise ApiError(
+            404, "unknown_challenge", "This CAPTCHA has expired or was already used.", "challenge_id"
+        )
+    response = current_app.response_class(png, mimetype="image/png")
+    return no_store(response)
+
+
+def handle_csrf_error(error: CSRFError):
+    """An expired or missing form token: re-render the form, keeping the reader's text."""
+    if request.endpoint == "articles.post_comment" and request.view_args:
+        article = get_article(request.view_args.get("slug", ""))
+        if article is not None:
+            form = request.form.to_dict()
+            form.pop("captcha_answer", None)
+            message = "The form had expired. Please check the new image and press Save again."
+            return render_article(article, form=form, errors={"form": message}, status=400)
+    raise ApiError(400, "csrf_failed", f"The form's security token is missing or wrong: {error.description}")

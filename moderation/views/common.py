@@ -1,0 +1,39 @@
+"""Request helpers shared by the reader-facing blueprints."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ..captcha import ChallengeStore
+from ..comments import hash_ip
+from ..submission import Client
+
+
+def get_challenges() -> ChallengeStore:
+    return current_app.extensions["captcha"]
+
+
+def current_client() -> Client:
+    """The requesting client: a keyed hash of its IP and its user agent.
+
+    ``remote_addr`` is already corrected by ProxyFix for the configured number of
+    trusted proxies, so a forged X-Forwarded-For cannot choose the address.
+    """
+    ip = request.remote_addr or "unknown"
+    return Client(
+        ip_hash=hash_ip(ip, current_app.config["IP_HASH_KEY"]),
+        user_agent=(request.user_agent.string or "")[:300],
+    )
+
+
+def page_number(raw: str | None) -> int:
+    """A 1-based page number from a query string; junk means the first page."""
+    try:
+        return max(1, min(int(raw or 1), 10_000))
+    except ValueError:
+        return 1
+
+
+def no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
