@@ -83,4 +83,8 @@ def from_environment() -> dict[str, Any]:
         # How many reverse proxies in front of us may set X-Forwarded-For (0 = none).
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MODEL_RELOAD_SECONDS": _float("MODEL_RELOAD_SECONDS", 1.0),
+        # Review queue: how long a moderator's claim on an item lasts before it returns.
+        "LEASE_SECONDS": _float("LEASE_SECONDS", 600.0),
+        # Groups of held comments per page of the moderator UI (and API default).
+        "MODERATE_PER_PAGE": _int("MODERATE_PER_PAGE", 100),
     }

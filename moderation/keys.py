@@ -15,7 +15,27 @@ mod:queue:review                        zset    comment ids held for review,    
 mod:rejected                            zset    comment ids rejected at submission,         permanent
                                                 score = creation time
 mod:comments:all                        zset    every comment id, score = creation time     permanent
+mod:claim:{comment_id}                  string  name of the moderator holding the claim     the lease (PX,
+                                                on a queued comment                         LEASE_SECONDS);
+                                                                                            deleted on decide
+                                                                                            or release
+mod:history:{comment_id}                list    JSON entries, oldest first: {time, actor,   permanent
+                                                action, from, to, reason?, undone?}; one
+                                                per claim, release, decision and undo
+mod:decisions                           stream  the decision log, one entry per decision,   permanent; an
+                                                fields ``DECISION_FIELDS``; read by the     undone decision's
+                                                trainer's ``export-decisions``              entry is XDELed
+mod:user:{name}                         hash    a moderator account: name, role,            permanent
+                                                password_hash (werkzeug scrypt), created
+mod:users                               set     every account name                          permanent
+mod:token:{sha256 of token}             string  account name owning a bearer API token     permanent
+                                                (only the hash of the token is stored)
+mod:user:{name}:tokens                  set     sha256 hashes of the account's tokens       permanent
 ======================================  ======  ==========================================  ================
+
+A decided comment's hash also gets ``decision`` (approve|reject|spam|ham),
+``decision_reason``, ``decided_by``, ``decided_at`` and ``decision_entry`` (its
+``mod:decisions`` entry id); undo removes them and puts it back in the queue.
 
 Comment statuses: ``published`` (visible under the article), ``held`` (in the review
 queue), ``rejected`` (never shown; kept with its reason so it stays findable).
@@ -58,3 +78,52 @@ def article_published(slug: str) -> str:
 REVIEW_QUEUE = f"{PREFIX}queue:review"
 REJECTED = f"{PREFIX}rejected"
 ALL_COMMENTS = f"{PREFIX}comments:all"
+
+#: Fields of a ``mod:decisions`` entry (the trainer's ``export-decisions`` reads these).
+DECISION_FIELDS = (
+    "text",  # the comment body as typed
+    "label",  # "spam" (reject, spam) or "ham" (approve, ham)
+    "moderator",  # account name of the moderator
+    "time",  # epoch seconds of the decision
+    "score",  # the model's spam probability at submission
+    "model_version",  # the model that scored it
+    "reason",  # the reject reason code (e.g. off_topic), else the action name
+    "comment_id",
+    "action",  # approve | reject | spam | ham
+)
+
+DECISIONS = f"{PREFIX}decisions"
+USERS = f"{PREFIX}users"
+
+
+def claim(comment_id: str) -> str:
+    return f"{PREFIX}claim:{comment_id}"
+
+
+def history(comment_id: str) -> str:
+    return f"{PREFIX}history:{comment_id}"
+
+
+def user(name: str) -> str:
+    return f"{PREFIX}user:{name}"
+
+
+def user_tokens(name: str) -> str:
+    return f"{PREFIX}user:{name}:tokens"
+
+
+def token(token_hash: str) -> str:
+    return f"{PREFIX}token:{token_hash}"
+
+
+# ---------------------------------------------------------------------------
+# Model versions (owned by scoring / training registry)
+#
+# mod:model:current   string  the version id every worker should serve; read by each
+#                             worker at most every MODEL_RELOAD_SECONDS (hot reload);
+#                             set by `python -m training promote|rollback`; permanent
+# mod:model:history   list    versions that were current before, newest first (LPUSH on
+#                             promote, LPOP on rollback); capped at 50; permanent
+# ---------------------------------------------------------------------------
+MODEL_CURRENT = f"{PREFIX}model:current"
+MODEL_HISTORY = f"{PREFIX}model:history"
