@@ -1,0 +1,195 @@
+"""Trained-model artifacts on disk and which version is current (serving side).
+
+Layout of ``MODELS_DIR``::
+
+    <version>/model.skops     the fitted scikit-learn objects (skops format, no pickle)
+    <version>/metadata.json   version, time, data hashes, library versions, params,
+                              thresholds, metrics, sha256 of model.skops
+    CURRENT                   the current version id (fallback when Redis has no record)
+
+The Redis record ``keys.MODEL_CURRENT`` wins over ``CURRENT``; promotion keeps both
+in step so a fresh Redis still finds the right model. ``training/`` writes artifacts;
+this module only reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from . import keys
+
+ARTIFACT = "model.skops"
+METADATA = "metadata.json"
+CURRENT_FILE = "CURRENT"
+
+#: The only non-scikit-learn types a model may contain: our own text functions.
+#: Anything else in an artifact (e.g. ``builtins.eval``) makes loading fail.
+TRUSTED_TYPES = ("moderation.text.normalize", "moderation.text.signal_matrix")
+
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ModelNotFound(RuntimeError):
+    """No (such) trained model in the models directory."""
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that cannot be trusted or used: corrupt, tampered, foreign or incompatible."""
+
+
+def valid_version(version: str) -> bool:
+    """Version ids are plain folder names (no path separators, no dot-dot)."""
+    return bool(_VERSION_RE.match(version)) and ".." not in version
+
+
+def version_dir(models_dir: str | Path, version: str) -> Path:
+    if not valid_version(version):
+        raise ModelNotFound(f"invalid model version {version!r}")
+    return Path(models_dir) / version
+
+
+def list_versions(models_dir: str | Path) -> list[str]:
+    """Complete versions (both files present), oldest first (ids start with a UTC time)."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and valid_version(d.name) and (d / ARTIFACT).is_file()
+        and (d / METADATA).is_file()
+    )
+
+
+def read_metadata(models_dir: str | Path, version: str) -> dict[str, Any]:
+    path = version_dir(models_dir, version) / METADATA
+    if not path.is_file():
+        raise ModelNotFound(f"no model version {version!r} in {models_dir}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable metadata ({exc})") from None
+
+
+def current_from_file(models_dir: str | Path) -> str | None:
+    path = Path(models_dir) / CURRENT_FILE
+    if not path.is_file():
+        return None
+    version = path.read_text(encoding="utf-8").strip()
+    return version or None
+
+
+def current_from_redis(client: redis.Redis | None) -> str | None:
+    if client is None:
+        return None
+    value = client.get(keys.MODEL_CURRENT)
+    if isinstance(value, bytes):
+        value = value.decode()
+    return value or None
+
+
+def current_version(models_dir: str | Path, client: redis.Redis | None = None) -> str:
+    """The current version: Redis record, else ``CURRENT``, else the newest on disk."""
+    version = current_from_redis(client) or current_from_file(models_dir)
+    if version is None:
+        versions = list_versions(models_dir)
+        if not versions:
+            raise ModelNotFound(f"no trained model in {models_dir}: run `make train`")
+        version = versions[-1]
+    return version
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+
+
+def load_artifact(models_dir: str | Path, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fitted objects, metadata) of one version, refusing anything not trustworthy.
+
+    Checks, in order: both files exist; the artifact's sha256 matches its metadata
+    (a tampered or swapped file is refused); it was made by the same scikit-learn
+    minor version; it contains only scikit-learn types and :data:`TRUSTED_TYPES`.
+    """
+    import sklearn
+    import skops.io as sio
+
+    directory = version_dir(models_dir, version)
+    if not (directory / ARTIFACT).is_file() or not (directory / METADATA).is_file():
+        raise ModelNotFound(f"no model version {version!r} in {models_dir}")
+    metadata = read_metadata(models_dir, version)
+    path = directory / ARTIFACT
+    expected = metadata.get("artifact_sha256")
+    if not expected or sha256_file(path) != expected:
+        raise ArtifactError(f"{path}: checksum does not match its metadata (tampered or foreign)")
+    trained_with = str(metadata.get("sklearn_version", "unknown"))
+    if _minor(trained_with) != _minor(sklearn.__version__):
+        raise ArtifactError(
+            f"model {version} was trained with scikit-learn {trained_with}, this is "
+            f"{sklearn.__version__}: retrain it (`make train`) or install {trained_with}"
+        )
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+        unexpected = untrusted - set(TRUSTED_TYPES)
+        if unexpected:
+            raise ArtifactError(
+                f"{path}: refuses to load untrusted types {', '.join(sorted(unexpected))}"
+            )
+        objects = sio.load(path, trusted=sorted(untrusted))
+    except ArtifactError:
+        raise
+    except Exception as exc:  # skops raises many types for a corrupt file
+        raise ArtifactError(f"{path}: corrupt model artifact ({type(exc).__name__}: {exc})") from None
+    if not isinstance(objects, dict) or {"pipeline", "calibrator"} - objects.keys():
+        raise ArtifactError(f"{path}: not a moderation model (expected pipeline and calibrator)")
+    try:
+        unpack_vocabularies(objects)
+    except (KeyError, ValueError, AttributeError, TypeError) as exc:
+        raise ArtifactError(f"{path}: not a moderation model ({exc})") from None
+    return objects, metadata
+
+
+def _vectorizers(objects: dict[str, Any]) -> dict[str, Any]:
+    """The fitted TF-IDF vectorizers of the pipeline's feature union, by name."""
+    union = objects["pipeline"].named_steps["features"]
+    return {name: step for name, step in union.transformer_list if hasattr(step, "vocabulary")}
+
+
+def pack_vocabularies(objects: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``objects`` ready for skops: vocabularies as string arrays, not dicts.
+
+    skops writes a dict entry by entry (about 600 bytes each): a 130k-term vocabulary
+    becomes 80 MB that takes seconds to load. A unicode array is written as one .npy
+    block. The vectorizers are shallow-copied so the caller's pipeline stays usable.
+    """
+    import copy
+
+    import numpy as np
+
+    objects = dict(objects)
+    objects["pipeline"] = copy.deepcopy(objects["pipeline"])
+    for name, vectorizer in _vectorizers(objects).items():
+        terms = vectorizer.get_feature_names_out()
+        objects[f"vocabulary:{name}"] = np.asarray(terms.tolist(), dtype=str)
+        vectorizer.vocabulary_ = {}
+    return objects
+
+
+def unpack_vocabularies(objects: dict[str, Any]) -> None:
+    """Undo :func:`pack_vocabularies` in place."""
+    for name, vectorizer in _vectorizers(objects).items():
+        terms = objects.pop(f"vocabulary:{name}")
+        vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms.tolist())}

@@ -1,0 +1,230 @@
+"""The one text normalizer, shared by training and serving.
+
+Training (``training/``) imports this module; the saved model refers to
+:func:`normalize` and :func:`signal_matrix` by name, so a model always sees text
+prepared exactly as it was during training.
+
+What it does, in order (each step says why):
+
+1. Unicode NFKC and case folding: full-width, ligature and styled letters
+   ("𝐅𝐑𝐄𝐄", "ＦＲＥＥ") become plain letters; "FREE" and "free" are one word.
+2. Zero-width and control characters removed, combining marks dropped: spammers
+   split words with invisible characters and decorate them with accents/zalgo.
+3. Look-alike letters from other scripts (Cyrillic "а", Greek "ο") folded to Latin.
+4. URLs, e-mail addresses, phone numbers, currency symbols and numbers become
+   placeholder tokens; a link also leaves its domain as ``urldomain_<domain>``
+   because the domain is the strongest single spam signal there is.
+5. l33t digits inside words folded ("fr33" -> "free"), repeated characters
+   squeezed to two ("freeeee" -> "free").
+
+The result is a lower-case string of word tokens separated by single spaces.
+``normalize(normalize(x)) == normalize(x)`` for every string (property-tested).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+
+URL_TOKEN = "urltoken"
+DOMAIN_PREFIX = "urldomain_"
+EMAIL_TOKEN = "emailtoken"
+PHONE_TOKEN = "phonetoken"
+NUMBER_TOKEN = "numtoken"
+MONEY_TOKEN = "moneytoken"
+PLACEHOLDERS = frozenset({URL_TOKEN, EMAIL_TOKEN, PHONE_TOKEN, NUMBER_TOKEN, MONEY_TOKEN})
+
+# Cyrillic and Greek letters that render like Latin ones (after case folding).
+_CONFUSABLES = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h",
+        "о": "o", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s",
+        "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h",
+        "ɡ": "g", "ӏ": "l",
+        # Greek
+        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+        "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "γ": "y",
+        "σ": "o", "ς": "c",
+    }
+)
+
+# Digits (and symbols) used as letters inside words.
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
+
+# Known top-level domains for bare links like "bit.ly/x" or "murdev.com".
+_TLDS = (
+    "com|net|org|info|biz|ly|co|uk|de|ru|me|tv|io|us|gl|be|tk|ws|cc|fr|es|it|nl|pl|"
+    "in|br|jp|cn|xyz|site|online|club|top|gg|to|eu|ca|au|mobi"
+)
+_URL_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"']+"
+    rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b(?:/[^\s<>\"']*)?",
+)
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# At least 7 digits, possibly separated by spaces, dots, dashes or brackets.
+_PHONE_RE = re.compile(r"(?<!\w)\+?\(?\d(?:[\s().-]{0,2}\d){6,}(?!\w)")
+_SYMBOL_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])[@$](?=[^\W\d_])")
+_TOKEN_RE = re.compile(r"\w+")
+_DIGIT_RUN_RE = re.compile(r"\d+")
+_REPEAT_RE = re.compile(r"(.)\1{2,}")
+_WHITESPACE_CONTROLS = {"\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85"}
+
+
+def _unicode_fold(text: str) -> str:
+    """NFKC + case folding until stable (case folding can produce non-NFKC text)."""
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
+def _strip_invisible(text: str) -> str:
+    """Drop control, format (zero-width, bidi) and combining characters."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = []
+    for char in decomposed:
+        if char in _WHITESPACE_CONTROLS:
+            kept.append(" ")
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"):
+            continue
+        kept.append(char)
+    return "".join(kept)
+
+
+def _domain_token(url: str) -> str:
+    """``urldomain_<registered domain>`` for a matched URL (www. and scheme dropped)."""
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url)
+    host = re.split(r"[/?#:\s]", host, maxsplit=1)[0]
+    labels = [label for label in host.split(".") if label]
+    if labels and labels[0] == "www":
+        labels = labels[1:]
+    # Keep three labels for second-level registries like co.uk, else two.
+    keep = 3 if len(labels) >= 3 and labels[-2] in ("co", "com", "org", "net", "ac") else 2
+    domain = "_".join(labels[-keep:])
+    domain = re.sub(r"[^a-z0-9]+", "_", domain).strip("_")
+    return f"{DOMAIN_PREFIX}{domain}" if domain else URL_TOKEN
+
+
+def _replace_url(match: re.Match[str]) -> str:
+    return f" {URL_TOKEN} {_domain_token(match.group(0))} "
+
+
+def _fold_leet(token: str) -> str:
+    """Replace digit runs used as letters: inside a word, or a short run ending one."""
+
+    def repl(match: re.Match[str]) -> str:
+        start, end = match.span()
+        letter_before = start > 0 and token[start - 1].isalpha()
+        letter_after = end < len(token) and token[end].isalpha()
+        at_end = end == len(token)
+        if letter_before and (letter_after or (at_end and end - start <= 2)):
+            return "".join(_LEET.get(d, d) for d in match.group(0))
+        return match.group(0)
+
+    return _DIGIT_RUN_RE.sub(repl, token)
+
+
+def _squeeze(token: str) -> str:
+    return _REPEAT_RE.sub(r"\1\1", token)
+
+
+def _normalize_token(token: str) -> str:
+    """One token, already squeezed: placeholders kept, numbers replaced, l33t folded."""
+    if token.isalpha() or token in PLACEHOLDERS or token.startswith(DOMAIN_PREFIX):
+        return token
+    if token.isdecimal():
+        return NUMBER_TOKEN
+    if not _DIGIT_RUN_RE.search(token):
+        return token
+    token = _squeeze(_fold_leet(token))
+    return NUMBER_TOKEN if token.isdecimal() else token
+
+
+# ASCII control characters: whitespace ones become spaces, the rest disappear.
+_ASCII_CONTROLS = {i: (" " if chr(i) in _WHITESPACE_CONTROLS else None) for i in range(32)}
+_ASCII_CONTROLS[127] = None
+
+
+def _currency_symbols() -> str:
+    """Every currency symbol (category Sc) in the BMP and the first supplementary plane."""
+    return "".join(chr(i) for i in range(0x20000) if unicodedata.category(chr(i)) == "Sc")
+
+
+_MONEY_RE = re.compile(f"[{re.escape(_currency_symbols())}]")
+
+
+@lru_cache(maxsize=65536)
+def _normalize_cached(text: str) -> str:
+    if text.isascii():
+        # Fast path (most comments): NFKC, case folding and marks are no-ops on ASCII.
+        text = text.translate(_ASCII_CONTROLS).lower()
+    else:
+        text = _unicode_fold(text)
+        text = _strip_invisible(text)
+        text = _unicode_fold(text).translate(_CONFUSABLES)
+    # E-mail first: its domain would otherwise be taken for a link.
+    text = _EMAIL_RE.sub(f" {EMAIL_TOKEN} ", text)
+    text = _URL_RE.sub(_replace_url, text)
+    text = _PHONE_RE.sub(f" {PHONE_TOKEN} ", text)
+    text = _SYMBOL_IN_WORD_RE.sub(lambda m: "a" if m.group(0) == "@" else "s", text)
+    text = _MONEY_RE.sub(f" {MONEY_TOKEN} ", text)
+    # Squeeze before folding l33t so a long digit run cannot shrink into a foldable one later.
+    text = _squeeze(text)
+    return " ".join([_normalize_token(t) for t in _TOKEN_RE.findall(text)])
+
+
+def normalize(text: str) -> str:
+    """The normalized form of ``text`` (see the module docstring); never raises."""
+    # A plain function (not the cache wrapper) so a saved model can refer to it by name.
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return _normalize_cached(text)
+
+
+# ---------------------------------------------------------------------------
+# Signal features: computed on the raw text, because normalization removes them.
+# ---------------------------------------------------------------------------
+
+SIGNAL_NAMES = (
+    "links",  # log1p(number of links)
+    "capitals_share",  # upper-case letters / letters
+    "length",  # log1p(characters) / 8
+    "repeated_punctuation",  # log1p(runs like "!!!", "??", "...")
+    "digits_share",  # digits / characters
+    "contact",  # log1p(e-mail addresses + phone numbers)
+)
+
+_REPEATED_PUNCT_RE = re.compile(r"([!?.$*])\1+")
+
+
+def signals(text: str) -> list[float]:
+    """The signal features of one raw text, in the order of :data:`SIGNAL_NAMES`."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    lowered = text.casefold()
+    letters = sum(1 for c in text if c.isalpha())
+    capitals = sum(1 for c in text if c.isupper())
+    digits = sum(1 for c in text if c.isdigit())
+    contacts = len(_EMAIL_RE.findall(lowered)) + len(_PHONE_RE.findall(lowered))
+    return [
+        math.log1p(len(_URL_RE.findall(lowered))),
+        capitals / letters if letters else 0.0,
+        math.log1p(len(text)) / 8.0,
+        math.log1p(len(_REPEATED_PUNCT_RE.findall(text))),
+        digits / len(text) if text else 0.0,
+        math.log1p(contacts),
+    ]
+
+
+def signal_matrix(texts) -> np.ndarray:  # noqa: ANN001 - any iterable of str (sklearn passes lists/arrays)
+    """Signal features of many texts as a dense (n, len(SIGNAL_NAMES)) array."""
+    return np.asarray([signals(t) for t in texts], dtype=np.float64).reshape(-1, len(SIGNAL_NAMES))

@@ -1,0 +1,94 @@
+"""The shared text normalizer: properties (hypothesis) and the obfuscations it folds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.text import SIGNAL_NAMES, normalize, signal_matrix, signals
+
+# Text that looks like comments: letters, digits, punctuation, URLs and odd Unicode.
+_pieces = st.sampled_from(
+    ["http://", "https://www.", "bit.ly/", ".com", "@", "$", "£", "www.", "0", "1", "3",
+     "4", "5", "7", "!!!", "...", " ", "\t", "\u200b", "\u0301", "а", "ο", "Ｆ", "𝐅", "ß",
+     "İ", "ﬁ", "_", "-", "+44 ", "(0)", "07808726822", "a.b@x.org"]
+)
+comment_like = st.lists(st.one_of(_pieces, st.text(max_size=6)), max_size=25).map("".join)
+
+
+@given(st.text())
+@settings(max_examples=400)
+def test_never_raises_and_is_idempotent_on_any_text(text):
+    once = normalize(text)
+    assert isinstance(once, str)
+    assert normalize(once) == once
+
+
+@given(comment_like)
+@settings(max_examples=400)
+def test_idempotent_on_comment_like_text(text):
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+@given(st.text())
+def test_output_is_single_spaced_tokens(text):
+    out = normalize(text)
+    assert out == out.strip()
+    assert "  " not in out
+    assert all(token.isalnum() or "_" in token for token in out.split(" ") if token)
+
+
+@given(st.text())
+def test_signals_never_raise_and_have_fixed_width(text):
+    values = signals(text)
+    assert len(values) == len(SIGNAL_NAMES)
+    assert all(v >= 0 for v in values)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("FREE Money", "free money"),
+        ("ＦＲＥＥ", "free"),  # full-width
+        ("𝐅𝐑𝐄𝐄", "free"),  # mathematical bold
+        ("fr\u200bee", "free"),  # zero-width space inside a word
+        ("frée", "free"),  # combining accent dropped
+        ("frееее", "free"),  # Cyrillic е, and squeezed
+        ("fr33 v1agra", "free viagra"),  # l33t digits inside words
+        ("sooooo goooood!!!!", "soo good"),  # squeezed to two
+        ("c@sh pr!ze", "cash pr ze"),
+        ("call 0871-872-9758 now", "call phonetoken now"),
+        ("win £2000", "win moneytoken numtoken"),
+        ("mail me: spam.king@example.org", "mail me emailtoken"),
+        ("2nd", "2nd"),  # a digit not used as a letter stays
+    ],
+)
+def test_folds_known_obfuscations(raw, expected):
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "domain"),
+    [
+        ("see http://www.YouTube.com/watch?v=x", "urldomain_youtube_com"),
+        ("go to bit.ly/abc", "urldomain_bit_ly"),
+        ("https://shop.example.co.uk/x", "urldomain_example_co_uk"),
+        ("just for test I have to say murdev.com", "urldomain_murdev_com"),
+    ],
+)
+def test_links_become_a_url_token_and_their_domain(raw, domain):
+    tokens = normalize(raw).split()
+    assert "urltoken" in tokens
+    assert domain in tokens
+
+
+def test_signals_measure_the_raw_text():
+    shouting, calm = signals("BUY NOW!!! HTTP://X.COM"), signals("a calm remark")
+    names = list(SIGNAL_NAMES)
+    assert shouting[names.index("capitals_share")] == 1.0
+    assert calm[names.index("capitals_share")] == 0.0
+    assert shouting[names.index("links")] > 0 == calm[names.index("links")]
+    assert shouting[names.index("repeated_punctuation")] > 0
+    assert signal_matrix(["a", "b", "c"]).shape == (3, len(SIGNAL_NAMES))

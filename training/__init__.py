@@ -1,0 +1,1 @@
+"""Operator-side training, evaluation and model registry (imports ``moderation``, never the reverse)."""

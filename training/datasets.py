@@ -1,0 +1,242 @@
+"""Loaders for the shipped public data, labelled files and the moderators' decisions.
+
+Every loader returns a :class:`Corpus`: texts, labels (1 = spam, 0 = ham), the
+source of each text and its position in its file (the published protocols split
+by file order). Anything malformed raises :class:`DataError` with a one-line
+message naming the file and row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moderation.text import normalize
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+YOUTUBE_DIR = DATA_DIR / "youtube-spam-collection"
+SMS_FILE = DATA_DIR / "sms-spam-collection" / "SMSSpamCollection"
+
+#: The four shipped YouTube videos, by short name, in file order.
+YOUTUBE_VIDEOS = {
+    "Psy": "Youtube01-Psy.csv",
+    "KatyPerry": "Youtube02-KatyPerry.csv",
+    "LMFAO": "Youtube03-LMFAO.csv",
+    "Eminem": "Youtube04-Eminem.csv",
+}
+
+_SPAM_LABELS = {"1", "spam", "true", "yes"}
+_HAM_LABELS = {"0", "ham", "false", "no"}
+
+
+class DataError(ValueError):
+    """Bad input data; the message is one line naming the file (and row)."""
+
+
+@dataclass
+class Corpus:
+    """Labelled texts; ``source`` says where each came from (e.g. ``youtube:Psy``)."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # path -> sha256
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.asarray(self.labels, dtype=np.int64)
+
+    def extend(self, other: Corpus) -> Corpus:
+        self.texts += other.texts
+        self.labels += other.labels
+        self.sources += other.sources
+        self.files.update(other.files)
+        return self
+
+    def subset(self, index: Iterable[int]) -> Corpus:
+        index = list(index)
+        return Corpus(
+            [self.texts[i] for i in index],
+            [self.labels[i] for i in index],
+            [self.sources[i] for i in index],
+            dict(self.files),
+        )
+
+    def where(self, source_prefix: str) -> list[int]:
+        return [i for i, s in enumerate(self.sources) if s.startswith(source_prefix)]
+
+    def groups(self) -> list[str]:
+        """Group ids for splitting: texts equal after normalization share a group."""
+        return [normalize(t) for t in self.texts]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_label(value: object, where: str) -> int:
+    """1 for spam, 0 for ham; anything else is a :class:`DataError`."""
+    text = str(value).strip().lower()
+    if text in _SPAM_LABELS:
+        return 1
+    if text in _HAM_LABELS:
+        return 0
+    raise DataError(f"{where}: unknown label {value!r} (expected spam/ham or 1/0)")
+
+
+def _read_text(path: Path) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not content.strip():
+        raise DataError(f"{path}: empty file")
+    return content
+
+
+def load_youtube_file(path: Path, source: str | None = None) -> Corpus:
+    """One TubeSpam CSV. Only CONTENT and CLASS are used: DATE and AUTHOR leak the label."""
+    path = Path(path)
+    content = _read_text(path)
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    missing = {"CONTENT", "CLASS"} - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    corpus = Corpus(files={str(path): sha256_file(path)})
+    source = source or f"youtube:{path.stem}"
+    for row_number, row in enumerate(reader, start=2):
+        corpus.texts.append(row["CONTENT"] or "")
+        corpus.labels.append(parse_label(row["CLASS"], f"{path}: row {row_number}"))
+        corpus.sources.append(source)
+    if not corpus.texts:
+        raise DataError(f"{path}: no rows")
+    return corpus
+
+
+def load_youtube(directory: Path = YOUTUBE_DIR, videos: Sequence[str] | None = None) -> Corpus:
+    """The shipped YouTube videos (all four unless ``videos`` names some), in file order."""
+    corpus = Corpus()
+    for name in videos or YOUTUBE_VIDEOS:
+        corpus.extend(load_youtube_file(Path(directory) / YOUTUBE_VIDEOS[name], f"youtube:{name}"))
+    return corpus
+
+
+def load_sms(path: Path = SMS_FILE) -> Corpus:
+    """The SMS Spam Collection: ``label<TAB>text`` per line, split on the FIRST tab only.
+
+    ``csv`` readers merge lines at stray double quotes; splitting lines by hand keeps
+    all 5,574 messages.
+    """
+    path = Path(path)
+    content = _read_text(path)
+    corpus = Corpus(files={str(path): sha256_file(path)})
+    for line_number, line in enumerate(content.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        label, tab, text = line.partition("\t")
+        if not tab:
+            raise DataError(f"{path}: line {line_number}: no tab between label and text")
+        corpus.texts.append(text)
+        corpus.labels.append(parse_label(label, f"{path}: line {line_number}"))
+        corpus.sources.append("sms")
+    return corpus
+
+
+def load_shipped() -> Corpus:
+    """All shipped labelled data: the four YouTube videos, then the SMS collection."""
+    return load_youtube().extend(load_sms())
+
+
+def _labelled_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, row) pairs of a JSONL or CSV file with ``text`` and ``label`` columns."""
+    content = _read_text(path)
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        for line_number, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}: line {line_number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object")
+            missing = {"text", "label"} - row.keys()
+            if missing:
+                raise DataError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+            yield where, row
+        return
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    missing = {"text", "label"} - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))} "
+            f"(found: {', '.join(reader.fieldnames or []) or 'none'})"
+        )
+    for row_number, row in enumerate(reader, start=2):
+        yield f"{path}: row {row_number}", row
+
+
+def load_labelled(path: Path, *, require_both_classes: bool = True) -> Corpus:
+    """A labelled JSONL or CSV file: ``text``, ``label`` (spam/ham or 1/0), optional ``source``."""
+    path = Path(path)
+    corpus = Corpus()
+    for where, row in _labelled_rows(path):
+        text = row["text"]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: text is not a string")
+        corpus.texts.append(text)
+        corpus.labels.append(parse_label(row["label"], where))
+        corpus.sources.append(str(row.get("source") or f"file:{path.name}"))
+    if not corpus.texts:
+        raise DataError(f"{path}: no labelled rows")
+    if require_both_classes:
+        check_both_classes(corpus, str(path))
+    corpus.files[str(path)] = sha256_file(path)
+    return corpus
+
+
+def check_both_classes(corpus: Corpus, name: str) -> None:
+    """Raise :class:`DataError` unless ``corpus`` holds both spam and ham."""
+    present = set(corpus.labels)
+    if present != {0, 1}:
+        only = "spam" if present == {1} else "ham"
+        raise DataError(f"{name}: only {only} examples; need both spam and ham")
+
+
+def write_jsonl(corpus: Corpus, path: Path, extra: Sequence[dict] | None = None) -> None:
+    """Write ``corpus`` as JSONL (text, label, source [+ extra fields]) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for i, (text, label, source) in enumerate(
+            zip(corpus.texts, corpus.labels, corpus.sources, strict=True)
+        ):
+            row = {"text": text, "label": "spam" if label else "ham", "source": source}
+            if extra is not None:
+                row.update(extra[i])
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)

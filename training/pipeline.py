@@ -1,0 +1,296 @@
+"""The scikit-learn model: features, linear classifier, calibration, thresholds.
+
+Features: word uni/bi-grams and character 2-5-grams (TF-IDF, sublinear) of the
+normalized text, plus the raw-text signals of :mod:`moderation.text`. Classifier:
+logistic regression. Its decision values are calibrated with a Platt sigmoid fitted
+on *grouped* out-of-fold decision values (duplicates never straddle folds), and the
+two thresholds are read off the same out-of-fold probabilities.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import matthews_corrcoef, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from moderation.text import normalize, signal_matrix
+
+#: Fixed feature settings; the grid below searches only what matters most and is cheap.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "word_ngram_range": (1, 2),
+    "char_ngram_range": (2, 5),
+    "char_min_df": 2,
+    "C": 10.0,
+    "class_weight": None,
+}
+#: Candidates for grouped cross-validation (features are fitted once per fold).
+C_GRID = (3.0, 10.0, 30.0, 100.0)
+
+MAX_HAM_REJECTED = 0.005  # auto-reject may block at most 0.5% of ham
+MAX_SPAM_PUBLISHED = 0.02  # auto-publish may let through at most 2% of spam
+
+
+def build_features(params: dict[str, Any]) -> FeatureUnion:
+    """Word and character TF-IDF of the normalized text, plus raw-text signals."""
+    word = TfidfVectorizer(
+        preprocessor=normalize,
+        lowercase=False,
+        token_pattern=r"[^ ]+",  # normalize() leaves tokens separated by single spaces
+        ngram_range=tuple(params["word_ngram_range"]),
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    char = TfidfVectorizer(
+        preprocessor=normalize,
+        lowercase=False,
+        analyzer="char_wb",
+        ngram_range=tuple(params["char_ngram_range"]),
+        min_df=params["char_min_df"],
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    signals = FunctionTransformer(signal_matrix, validate=False)
+    return FeatureUnion([("word", word), ("char", char), ("signals", signals)])
+
+
+def build_classifier(params: dict[str, Any]) -> LogisticRegression:
+    return LogisticRegression(
+        C=params["C"],
+        class_weight=params["class_weight"],
+        solver="liblinear",
+        dual=True,  # far faster than the primal when features outnumber documents
+        max_iter=2000,
+    )
+
+
+def build_pipeline(params: dict[str, Any]) -> Pipeline:
+    return Pipeline([("features", build_features(params)), ("clf", build_classifier(params))])
+
+
+@dataclass
+class TrainedModel:
+    """A fitted pipeline, its Platt calibrator and thresholds, and how they were chosen."""
+
+    pipeline: Pipeline
+    calibrator: LogisticRegression
+    publish_below: float
+    reject_at: float
+    params: dict[str, Any]
+    cv: dict[str, Any] = field(default_factory=dict)
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        return self.pipeline.decision_function(list(texts))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated spam probabilities (the batched reference path)."""
+        return calibrate(self.calibrator, self.decision_function(texts))
+
+    def artifact(self) -> dict[str, Any]:
+        """What goes into model.skops (only scikit-learn objects)."""
+        return {"pipeline": self.pipeline, "calibrator": self.calibrator}
+
+
+def fit_calibrator(decisions: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    """Platt scaling: a 1-D logistic regression on out-of-fold decision values."""
+    calibrator = LogisticRegression(C=1e4, solver="lbfgs")
+    calibrator.fit(np.asarray(decisions).reshape(-1, 1), y)
+    return calibrator
+
+
+def calibrate(calibrator: LogisticRegression, decisions: np.ndarray) -> np.ndarray:
+    return calibrator.predict_proba(np.asarray(decisions).reshape(-1, 1))[:, 1]
+
+
+def choose_thresholds(
+    proba: np.ndarray,
+    y: np.ndarray,
+    max_ham_rejected: float = MAX_HAM_REJECTED,
+    max_spam_published: float = MAX_SPAM_PUBLISHED,
+) -> tuple[float, float]:
+    """(publish_below, reject_at) from out-of-fold probabilities.
+
+    ``reject_at`` is the lowest threshold at which at most ``max_ham_rejected`` of ham
+    scores >= it; ``publish_below`` the highest at which at most ``max_spam_published``
+    of spam scores < it. Publishing is never allowed above rejecting.
+    """
+    ham = np.sort(proba[y == 0])[::-1]
+    spam = np.sort(proba[y == 1])
+    allowed_ham = int(np.floor(max_ham_rejected * len(ham)))
+    # Strictly above the (allowed+1)-th highest ham score, so ties cannot slip in.
+    reject_at = float(np.nextafter(ham[allowed_ham], 1.0)) if allowed_ham < len(ham) else 0.5
+    allowed_spam = int(np.floor(max_spam_published * len(spam)))
+    publish_below = float(spam[allowed_spam]) if allowed_spam < len(spam) else 0.5
+    reject_at = min(max(reject_at, 0.5), 1.0)
+    publish_below = min(publish_below, 0.5, reject_at)
+    return publish_below, reject_at
+
+
+@dataclass
+class _Counts:
+    """Term counts of every document, analysed once (the expensive, fold-independent part)."""
+
+    word: sparse.csr_matrix
+    char: sparse.csr_matrix
+    signals: np.ndarray
+
+
+def _analyse(texts: list[str], params: dict[str, Any]) -> _Counts:
+    features = build_features(params)
+    blocks = dict(features.transformer_list)
+    counts = []
+    for name in ("word", "char"):
+        vectorizer = blocks[name]
+        counter = CountVectorizer(
+            analyzer=vectorizer.build_analyzer(), dtype=np.float64, min_df=1
+        )
+        counts.append(counter.fit_transform(texts).tocsc())
+    return _Counts(counts[0], counts[1], signal_matrix(texts))
+
+
+def _tfidf_block(counts: sparse.csc_matrix, train: np.ndarray, min_df: int) -> tuple:
+    """Columns and idf that a TfidfVectorizer fitted on ``train`` rows would keep/compute."""
+    train_counts = counts[train]
+    df = np.diff((train_counts > 0).tocsc().indptr)
+    keep = np.flatnonzero(df >= min_df)
+    n = len(train)
+    idf = np.log((1 + n) / (1 + df[keep])) + 1.0  # TfidfVectorizer's smooth idf
+    return keep, idf
+
+
+def _tfidf_rows(counts: sparse.csc_matrix, rows: np.ndarray, keep: np.ndarray, idf: np.ndarray):
+    block = counts[rows][:, keep].tocsr()
+    block.data = 1.0 + np.log(block.data)  # sublinear tf
+    block = block @ sparse.diags(idf)
+    norms = np.sqrt(np.asarray(block.multiply(block).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.diags(1.0 / norms) @ block
+
+
+def _fold_matrices(counts: _Counts, train: np.ndarray, test: np.ndarray, params: dict[str, Any]):
+    """The features a pipeline fitted on ``train`` would produce for ``train`` and ``test``.
+
+    Equivalent to fitting the TF-IDF vectorizers per fold (vocabulary and idf from the
+    training rows only), without tokenizing every document once per fold.
+    """
+    out = []
+    for rows in (train, test):
+        blocks = []
+        for matrix, min_df in ((counts.word, 1), (counts.char, params["char_min_df"])):
+            keep, idf = _tfidf_block(matrix, train, min_df)
+            blocks.append(_tfidf_rows(matrix, rows, keep, idf))
+        blocks.append(sparse.csr_matrix(counts.signals[rows]))
+        out.append(sparse.hstack(blocks, format="csr"))
+    return out
+
+
+def _fold_decisions(
+    counts: _Counts,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    params: dict[str, Any],
+    c_grid: Sequence[float],
+    sample_weight: np.ndarray | None,
+) -> np.ndarray:
+    """Decision values on ``test`` for every C, with features fitted on ``train`` only."""
+    x_train, x_test = _fold_matrices(counts, train, test, params)
+    out = np.empty((len(c_grid), len(test)))
+    for k, c in enumerate(c_grid):
+        clf = build_classifier({**params, "C": c})
+        weight = None if sample_weight is None else sample_weight[train]
+        clf.fit(x_train, y[train], sample_weight=weight)
+        out[k] = clf.decision_function(x_test)
+    return out
+
+
+def grouped_cv(
+    texts: Sequence[str],
+    y: np.ndarray,
+    groups: Sequence[str],
+    params: dict[str, Any],
+    c_grid: Sequence[float] = C_GRID,
+    n_splits: int = 5,
+    n_jobs: int = 2,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Out-of-fold decision values (one row per C) from grouped, stratified folds."""
+    texts = list(texts)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = list(splitter.split(np.zeros(len(texts)), y, groups))
+    counts = _analyse(texts, params)
+    # Threads: liblinear releases the GIL and the count matrices are shared, not copied.
+    results = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(_fold_decisions)(counts, y, train, test, params, c_grid, sample_weight)
+        for train, test in folds
+    )
+    oof = np.empty((len(c_grid), len(texts)))
+    for (_, test), decisions in zip(folds, results, strict=True):
+        oof[:, test] = decisions
+    return oof, folds
+
+
+def train(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    groups: Sequence[str] | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    c_grid: Sequence[float] | None = C_GRID,
+    n_splits: int = 5,
+    n_jobs: int = 2,
+    sample_weight: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Choose C by grouped CV, calibrate on out-of-fold scores, fit on everything."""
+    started = time.perf_counter()
+    texts = list(texts)
+    y = np.asarray(labels, dtype=np.int64)
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError("training data needs both spam and ham")
+    groups = list(groups) if groups is not None else [normalize(t) for t in texts]
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    grid = list(c_grid) if c_grid else [params["C"]]
+    report = progress or (lambda message: None)
+
+    report(f"grouped {n_splits}-fold cross-validation over C in {grid}")
+    oof, folds = grouped_cv(texts, y, groups, params, grid, n_splits, n_jobs, sample_weight)
+    per_c = []
+    for k, c in enumerate(grid):
+        calibrator = fit_calibrator(oof[k], y)
+        proba = calibrate(calibrator, oof[k])
+        per_c.append(
+            {
+                "C": c,
+                "mcc": float(matthews_corrcoef(y, proba >= 0.5)),
+                "roc_auc": float(roc_auc_score(y, oof[k])),
+            }
+        )
+    best = max(range(len(grid)), key=lambda k: (per_c[k]["mcc"], per_c[k]["roc_auc"]))
+    params["C"] = grid[best]
+    calibrator = fit_calibrator(oof[best], y)
+    oof_proba = calibrate(calibrator, oof[best])
+    publish_below, reject_at = choose_thresholds(oof_proba, y)
+
+    report(f"fitting the final model (C={params['C']}) on {len(texts)} texts")
+    pipeline = build_pipeline(params)
+    pipeline.fit(texts, y, clf__sample_weight=sample_weight)
+    cv = {
+        "n_splits": n_splits,
+        "grid": per_c,
+        "best_C": params["C"],
+        "oof_proba": oof_proba,  # kept in memory for reports; not written to metadata
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return TrainedModel(pipeline, calibrator, publish_below, reject_at, params, cv)

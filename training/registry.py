@@ -1,0 +1,170 @@
+"""Writing model versions, and promoting / rolling back which one is current.
+
+Reading artifacts is :mod:`moderation.model_registry` (the service needs it too);
+this module adds the operator's side: atomic writes, promotion and rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+import scipy
+import sklearn
+import skops
+import skops.io as sio
+
+from moderation import keys, model_registry
+from moderation.model_registry import (
+    ARTIFACT,
+    CURRENT_FILE,
+    METADATA,
+    ModelNotFound,
+)
+
+HISTORY_LIMIT = 50
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """``YYYYMMDD-HHMMSS-xxxxxx`` (UTC): sorts by time, unique across machines."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "skops": skops.__version__,
+    }
+
+
+def save_version(
+    models_dir: str | Path,
+    objects: dict[str, Any],
+    metadata: dict[str, Any],
+    version: str | None = None,
+) -> str:
+    """Write ``<version>/model.skops`` and ``metadata.json`` atomically; return the version.
+
+    Both files are written into a temporary folder beside the target and renamed into
+    place in one step, so a crash never leaves half a model behind.
+    """
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    version = version or new_version_id()
+    target = model_registry.version_dir(models_dir, version)
+    if target.exists():
+        raise FileExistsError(f"model version {version} already exists in {models_dir}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=models_dir))
+    try:
+        sio.dump(model_registry.pack_vocabularies(objects), tmp / ARTIFACT)
+        versions = library_versions()
+        full = {
+            "version": version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "sklearn_version": versions["sklearn"],
+            "libraries": versions,
+            "artifact_sha256": model_registry.sha256_file(tmp / ARTIFACT),
+            **metadata,
+        }
+        _write_json(tmp / METADATA, full)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return version
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_current_file(models_dir: str | Path, version: str) -> None:
+    """Point ``CURRENT`` at ``version`` (temp file + rename: never a torn write)."""
+    path = Path(models_dir) / CURRENT_FILE
+    tmp = path.with_name(f".{CURRENT_FILE}.{secrets.token_hex(4)}")
+    tmp.write_text(version + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def ensure_current(models_dir: str | Path, version: str) -> bool:
+    """Make ``version`` current if nothing is current yet; True if it did."""
+    if model_registry.current_from_file(models_dir):
+        return False
+    write_current_file(models_dir, version)
+    return True
+
+
+def require_version(models_dir: str | Path, version: str) -> None:
+    if version not in model_registry.list_versions(models_dir):
+        known = ", ".join(model_registry.list_versions(models_dir)[-5:]) or "none"
+        raise ModelNotFound(f"unknown model version {version!r} in {models_dir} (latest: {known})")
+
+
+def promote(models_dir: str | Path, version: str, client: redis.Redis) -> str | None:
+    """Make ``version`` current in Redis and ``CURRENT``; return the previous version.
+
+    The artifact is loaded first, so a corrupt or foreign version is refused before
+    anything changes. Workers pick the Redis record up within MODEL_RELOAD_SECONDS.
+    """
+    require_version(models_dir, version)
+    model_registry.load_artifact(models_dir, version)  # raises if it cannot be served
+    previous = model_registry.current_from_redis(client) or model_registry.current_from_file(
+        models_dir
+    )
+    if previous == version:
+        return previous
+    pipe = client.pipeline(transaction=True)
+    if previous:
+        pipe.lpush(keys.MODEL_HISTORY, previous)
+        pipe.ltrim(keys.MODEL_HISTORY, 0, HISTORY_LIMIT - 1)
+    pipe.set(keys.MODEL_CURRENT, version)
+    pipe.execute()
+    write_current_file(models_dir, version)
+    return previous
+
+
+def rollback(models_dir: str | Path, client: redis.Redis) -> tuple[str, str]:
+    """Return to the version that was current before; (from, to)."""
+    current = model_registry.current_from_redis(client) or model_registry.current_from_file(
+        models_dir
+    )
+    history = client.lrange(keys.MODEL_HISTORY, 0, -1)
+    target = next((v for v in history if v != current), None)
+    if target is None:
+        raise ModelNotFound("no previous model version to roll back to")
+    require_version(models_dir, target)
+    model_registry.load_artifact(models_dir, target)
+    pipe = client.pipeline(transaction=True)
+    # Drop the history entries down to and including the target.
+    pipe.ltrim(keys.MODEL_HISTORY, history.index(target) + 1, -1)
+    pipe.set(keys.MODEL_CURRENT, target)
+    pipe.execute()
+    write_current_file(models_dir, target)
+    return current or "", target

@@ -1,0 +1,105 @@
+"""Train a model version from the shipped data (and optional labelled files) and save it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score, matthews_corrcoef, roc_auc_score
+
+from moderation import model_registry
+from moderation.text import signal_matrix
+
+from . import datasets, pipeline, registry
+from .datasets import Corpus
+
+
+def cv_summary(model: pipeline.TrainedModel, y: np.ndarray) -> dict[str, Any]:
+    """Cross-validated metrics of the chosen configuration (from out-of-fold scores)."""
+    proba = model.cv["oof_proba"]
+    ham, spam = proba[y == 0], proba[y == 1]
+    return {
+        "mcc": round(float(matthews_corrcoef(y, proba >= 0.5)), 4),
+        "f1": round(float(f1_score(y, proba >= 0.5)), 4),
+        "roc_auc": round(float(roc_auc_score(y, proba)), 4),
+        "ham_rejected": round(float(np.mean(ham >= model.reject_at)), 4),
+        "spam_published": round(float(np.mean(spam < model.publish_below)), 4),
+        "queue_share": round(
+            float(np.mean((proba >= model.publish_below) & (proba < model.reject_at))), 4
+        ),
+    }
+
+
+def fit(
+    corpus: Corpus,
+    *,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+    n_jobs: int = 2,
+) -> pipeline.TrainedModel:
+    """Fit on ``corpus``; ``quick`` skips the C search (for tests and first start)."""
+    datasets.check_both_classes(corpus, "training data")
+    return pipeline.train(
+        corpus.texts,
+        corpus.labels,
+        corpus.groups(),
+        c_grid=None if quick else pipeline.C_GRID,
+        progress=progress,
+        n_jobs=n_jobs,
+    )
+
+
+def train_model(
+    models_dir: str | Path,
+    *,
+    extra: Sequence[str | Path] = (),
+    quick: bool = False,
+    make_current_if_none: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[str, pipeline.TrainedModel, dict[str, Any]]:
+    """Train on the shipped data plus ``extra`` labelled files; save; return (version, ...)."""
+    started = time.perf_counter()
+    corpus = datasets.load_shipped()
+    for path in extra:
+        corpus.extend(datasets.load_labelled(Path(path)))
+    model = fit(corpus, quick=quick, progress=progress)
+    seconds = round(time.perf_counter() - started, 2)
+    metadata = {
+        "data": {
+            "files": {Path(p).name: sha for p, sha in corpus.files.items()},
+            "n_texts": len(corpus),
+            "n_spam": int(sum(corpus.labels)),
+            "sources": sorted(set(s.split(":")[0] for s in corpus.sources)),
+        },
+        "params": model.params,
+        # Average signal values: explanations show signals relative to a typical text.
+        "signal_means": [round(float(m), 6) for m in signal_matrix(corpus.texts).mean(axis=0)],
+        "thresholds": {"publish_below": model.publish_below, "reject_at": model.reject_at},
+        "cv": {
+            "n_splits": model.cv["n_splits"],
+            "grid": model.cv["grid"],
+            "metrics": cv_summary(model, corpus.y),
+        },
+        "training_seconds": seconds,
+        "quick": quick,
+    }
+    version = registry.save_version(models_dir, model.artifact(), metadata)
+    if make_current_if_none:
+        registry.ensure_current(models_dir, version)
+    return version, model, metadata
+
+
+def train_first_model(models_dir: Path) -> str:
+    """A real model trained quickly on all shipped data (tests, first start); returns version."""
+    version, _, _ = train_model(models_dir, quick=True)
+    return version
+
+
+def ensure_model(models_dir: str | Path) -> str | None:
+    """Train a quick model only if ``models_dir`` has none; the new version, else None."""
+    if model_registry.list_versions(models_dir):
+        return None
+    return train_first_model(Path(models_dir))
