@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from modhelpers import held
 
 from moderation import comments, keys
 from moderation.queue import (
@@ -21,25 +22,6 @@ from moderation.queue import (
 )
 
 ARTICLE = "some-article"
-
-
-def held(redis_client, body="Buy cheap pills now", score=0.5, article=ARTICLE, now=None, **extra):
-    """Store one held comment the way submission does and return it."""
-    comment = comments.make_comment(
-        article=article,
-        author=extra.get("author", "Reader"),
-        body=body,
-        user_agent="test",
-        ip_hash="iphash",
-        score=score,
-        model_version="v-test",
-        verdict="hold",
-        reason=extra.get("reason", "score between thresholds"),
-        explanation=extra.get("explanation", [{"feature": "cheap", "kind": "term", "weight": 1.2}]),
-        now=now,
-    )
-    comments.save(redis_client, comment)
-    return comment
 
 
 @pytest.fixture

@@ -1,0 +1,213 @@
+"""Moderator and operator accounts in Redis, their passwords and bearer API tokens.
+
+Passwords are hashed with werkzeug's ``generate_password_hash`` (scrypt from
+``hashlib``); a bearer token is shown once when created and only its SHA-256 is
+stored, so a copy of the database does not let anyone in.
+
+CLI (registered by :func:`init_app`)::
+
+    flask --app moderation users create NAME --role moderator [--password PW]
+    flask --app moderation users token NAME
+    flask --app moderation users list
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import click
+import redis
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import keys
+
+MODERATOR = "moderator"
+OPERATOR = "operator"
+#: Each role and the roles it includes: an operator can do everything a moderator can.
+ROLES: dict[str, frozenset[str]] = {
+    MODERATOR: frozenset({MODERATOR}),
+    OPERATOR: frozenset({MODERATOR, OPERATOR}),
+}
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+MIN_PASSWORD = 8
+
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the account does not exist, so a wrong name costs as long as a wrong password."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+class AccountError(ValueError):
+    """A bad name, role or password, or a clash with an existing account."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Whether this account may act in ``role``."""
+        return role in ROLES.get(self.role, frozenset())
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserStore:
+    """Accounts on one Redis connection (``decode_responses=True``)."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+
+    def create(self, name: str, password: str, role: str = MODERATOR) -> User:
+        if not NAME_RE.match(name or ""):
+            raise AccountError(
+                "A name is 1-40 characters: lower-case letters, digits, '_', '.', '-'."
+            )
+        if role not in ROLES:
+            raise AccountError(f"Unknown role '{role}': use {' or '.join(ROLES)}.")
+        if len(password or "") < MIN_PASSWORD:
+            raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
+        data = {
+            "name": name,
+            "role": role,
+            "password_hash": generate_password_hash(password),
+            "created": str(time.time()),
+        }
+        # HSETNX on the name field makes "create" refuse to overwrite an account atomically.
+        if not self.connection.hsetnx(keys.user(name), "name", name):
+            raise AccountError(f"An account named '{name}' already exists.")
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.user(name), mapping=data)
+            pipe.sadd(keys.USERS, name)
+            pipe.execute()
+        return User(name=name, role=role)
+
+    def get(self, name: str) -> User | None:
+        if not NAME_RE.match(name or ""):
+            return None
+        name_, role = self.connection.hmget(keys.user(name), "name", "role")
+        if not name_ or role not in ROLES:
+            return None
+        return User(name=name_, role=role)
+
+    def all(self) -> list[User]:
+        return [user for name in sorted(self.connection.smembers(keys.USERS)) if (user := self.get(name))]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The account if the password is right, else None (same work either way)."""
+        stored = None
+        if NAME_RE.match(name or ""):
+            stored = self.connection.hget(keys.user(name), "password_hash")
+        if not check_password_hash(stored or _dummy_hash(), password or "") or stored is None:
+            return None
+        return self.get(name)
+
+    def set_password(self, name: str, password: str) -> None:
+        if self.get(name) is None:
+            raise AccountError(f"There is no account named '{name}'.")
+        if len(password or "") < MIN_PASSWORD:
+            raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
+        self.connection.hset(keys.user(name), "password_hash", generate_password_hash(password))
+
+    def new_token(self, name: str) -> str:
+        """A fresh bearer token for the account; shown once, only its hash is kept."""
+        if self.get(name) is None:
+            raise AccountError(f"There is no account named '{name}'.")
+        token = secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.set(keys.token(digest), name)
+            pipe.sadd(keys.user_tokens(name), digest)
+            pipe.execute()
+        return token
+
+    def revoke_tokens(self, name: str) -> int:
+        digests = list(self.connection.smembers(keys.user_tokens(name)))
+        with self.connection.pipeline(transaction=True) as pipe:
+            for digest in digests:
+                pipe.delete(keys.token(digest))
+            pipe.delete(keys.user_tokens(name))
+            pipe.execute()
+        return len(digests)
+
+    def by_token(self, token: str) -> User | None:
+        if not token or len(token) > 200:
+            return None
+        name = self.connection.get(keys.token(token_hash(token)))
+        return self.get(name) if name else None
+
+
+def get_users() -> UserStore:
+    return current_app.extensions["users"]
+
+
+users_cli = AppGroup("users", help="Manage moderator and operator accounts.")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(sorted(ROLES)),
+    default=MODERATOR,
+    show_default=True,
+    help="moderator: works the queue; operator: also undoes decisions.",
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help=f"At least {MIN_PASSWORD} characters; prompted for when left out.",
+)
+def create_command(name: str, role: str, password: str) -> None:
+    """Create the account NAME."""
+    try:
+        user = get_users().create(name, password, role)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role} '{user.name}'.")
+
+
+@users_cli.command("token")
+@click.argument("name")
+def token_command(name: str) -> None:
+    """Print a new bearer API token for NAME (shown only this once)."""
+    try:
+        token = get_users().new_token(name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(token)
+
+
+@users_cli.command("revoke-tokens")
+@click.argument("name")
+def revoke_command(name: str) -> None:
+    """Revoke every API token of NAME."""
+    click.echo(f"Revoked {get_users().revoke_tokens(name)} token(s) of '{name}'.")
+
+
+@users_cli.command("list")
+def list_command() -> None:
+    """List accounts and their roles."""
+    for user in get_users().all():
+        click.echo(f"{user.name}\t{user.role}")
+
+
+def init_app(app: Flask) -> None:
+    """Keep the account store in ``app.extensions`` and register the ``users`` CLI group."""
+    app.extensions["users"] = UserStore(app.extensions["redis"])
+    app.cli.add_command(users_cli)

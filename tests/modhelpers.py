@@ -1,0 +1,55 @@
+"""Helpers shared by the moderation tests: held comments and logged-in moderators.
+
+Held comments are stored the way submission stores them (``comments.save``), so
+queue tests need no CAPTCHA round-trip.
+"""
+
+from __future__ import annotations
+
+import re
+
+from moderation import comments
+
+PASSWORD = "correct horse battery"
+
+
+def held(
+    redis_client,
+    body: str = "Buy cheap pills now",
+    *,
+    score: float = 0.5,
+    article: str = "some-article",
+    now: float | None = None,
+    author: str = "Reader",
+    reason: str = "score between the thresholds",
+    explanation: list[dict] | None = None,
+):
+    """Store one held comment and return it."""
+    comment = comments.make_comment(
+        article=article,
+        author=author,
+        body=body,
+        user_agent="test",
+        ip_hash="iphash",
+        score=score,
+        model_version="v-test",
+        verdict="hold",
+        reason=reason,
+        explanation=[{"feature": "cheap", "kind": "term", "weight": 1.2}]
+        if explanation is None
+        else explanation,
+        now=now,
+    )
+    comments.save(redis_client, comment)
+    return comment
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def log_in(client, name: str, password: str = PASSWORD):
+    page = client.get("/login").get_data(as_text=True)
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_token(page)})

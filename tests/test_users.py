@@ -1,0 +1,107 @@
+"""Accounts, passwords, tokens and the `flask users` CLI, against a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+from modhelpers import PASSWORD
+
+from moderation import keys
+from moderation.users import AccountError, UserStore, token_hash
+
+
+@pytest.fixture
+def store(redis_client):
+    return UserStore(redis_client)
+
+
+def test_create_and_authenticate(store, redis_client):
+    user = store.create("alice", PASSWORD, "moderator")
+    assert (user.name, user.role) == ("alice", "moderator")
+    stored = redis_client.hgetall(keys.user("alice"))
+    assert PASSWORD not in str(stored)
+    assert stored["password_hash"].startswith("scrypt:")
+    assert store.authenticate("alice", PASSWORD) == user
+    assert store.authenticate("alice", PASSWORD + "x") is None
+    assert store.authenticate("nobody", PASSWORD) is None
+    assert store.authenticate("Bad Name!", PASSWORD) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "role", "message"),
+    [
+        ("", PASSWORD, "moderator", "A name is"),
+        ("Alice", PASSWORD, "moderator", "A name is"),
+        ("a:b", PASSWORD, "moderator", "A name is"),
+        ("bob", "short", "moderator", "at least 8"),
+        ("bob", PASSWORD, "admin", "Unknown role"),
+    ],
+)
+def test_bad_accounts_are_refused(store, redis_client, name, password, role, message):
+    with pytest.raises(AccountError, match=message):
+        store.create(name, password, role)
+    assert redis_client.keys("*") == []
+
+
+def test_duplicate_account_is_refused_and_untouched(store):
+    store.create("alice", PASSWORD)
+    with pytest.raises(AccountError, match="already exists"):
+        store.create("alice", "another password", "operator")
+    assert store.get("alice").role == "moderator"
+    assert store.authenticate("alice", PASSWORD) is not None
+
+
+def test_roles(store):
+    moderator = store.create("mo", PASSWORD, "moderator")
+    operator = store.create("op", PASSWORD, "operator")
+    assert moderator.can("moderator") and not moderator.can("operator")
+    assert operator.can("moderator") and operator.can("operator")
+
+
+def test_tokens_are_stored_only_as_hashes(store, redis_client):
+    store.create("alice", PASSWORD)
+    token = store.new_token("alice")
+    assert len(token) >= 40
+    assert token not in str({k: redis_client.type(k) for k in redis_client.keys("*")})
+    assert redis_client.get(keys.token(token_hash(token))) == "alice"
+    assert all(token not in (redis_client.get(k) or "") for k in redis_client.keys(keys.token("*")))
+    assert store.by_token(token).name == "alice"
+    assert store.by_token(token + "x") is None
+    assert store.by_token("") is None
+    assert store.revoke_tokens("alice") == 1
+    assert store.by_token(token) is None
+    with pytest.raises(AccountError):
+        store.new_token("nobody")
+
+
+def test_cli_create_token_list(app, redis_client):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "olga", "--role", "operator", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert "Created operator 'olga'" in result.output
+    result = runner.invoke(args=["users", "token", "olga"])
+    assert result.exit_code == 0
+    token = result.output.strip()
+    assert UserStore(redis_client).by_token(token).role == "operator"
+    assert "olga\toperator" in runner.invoke(args=["users", "list"]).output
+
+
+def test_cli_prompts_for_the_password(app, redis_client):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "mo"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert UserStore(redis_client).authenticate("mo", PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "create", "mo", "--password", "short"],
+        ["users", "create", "mo", "--role", "admin", "--password", PASSWORD],
+        ["users", "token", "nobody"],
+    ],
+)
+def test_cli_errors_exit_non_zero_with_a_message(app, redis_client, args):
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code != 0
+    assert "Error" in result.output
+    assert redis_client.keys(keys.user("*")) == []
