@@ -1,0 +1,244 @@
+"""The serving scorer: contract, fast path == scikit-learn, artifact safety, hot reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from moderation import keys, model_registry
+from moderation.model_registry import ArtifactError, ModelNotFound
+from moderation.scoring import Score, Scorer, load_scorer
+from training import registry
+from training.datasets import load_shipped
+
+TRICKY = [
+    "",
+    " ",
+    "!!!",
+    "ＦＲＥＥ ｍｏｎｅｙ ａｔ ｈｔｔｐ：／／ｂｉｔ．ｌｙ／ｘ",
+    "fr\u200bee v1agra 4 u",
+    "a" * 3000,
+    "Check out my channel http://www.youtube.com/user/x and SUBSCRIBE!!!",
+    "I love this song so much <3",
+    "Call 0871-872-9758 NOW to claim your £2000 prize",
+    "\x00\x01 control \u202e bidi",
+    "ελληνικά и русский 中文 العربية",
+]
+
+
+@pytest.fixture(scope="module")
+def scorer(models_dir) -> Scorer:
+    return load_scorer(models_dir)
+
+
+def copy_version(models_dir: Path, version: str, dest: Path, new_version: str) -> str:
+    """A second version for registry tests: same artifact, new id (metadata rewritten)."""
+    target = dest / new_version
+    shutil.copytree(models_dir / version, target)
+    meta = json.loads((target / "metadata.json").read_text())
+    meta["version"] = new_version
+    (target / "metadata.json").write_text(json.dumps(meta))
+    return new_version
+
+
+def test_scorer_loads_the_current_version_with_its_thresholds(models_dir, scorer):
+    assert scorer.version == (models_dir / "CURRENT").read_text().strip()
+    meta = model_registry.read_metadata(models_dir, scorer.version)
+    assert scorer.publish_below == meta["thresholds"]["publish_below"]
+    assert scorer.reject_at == meta["thresholds"]["reject_at"]
+    assert 0 < scorer.publish_below <= 0.5 <= scorer.reject_at < 1
+
+
+def test_score_follows_the_contract(scorer):
+    spam = scorer.score("Check out my channel http://bit.ly/free and SUBSCRIBE!!! free iPhone")
+    ham = scorer.score("I remember hearing this song at my cousin's wedding in 2012")
+    assert isinstance(spam, Score)
+    assert spam.verdict == "reject" and spam.spam_probability >= scorer.reject_at
+    assert "reject threshold" in spam.reason
+    assert ham.verdict == "publish" and ham.spam_probability < scorer.publish_below
+    assert spam.model_version == scorer.version
+    for result in (spam, ham):
+        assert result.explanation
+        weights = [abs(e["weight"]) for e in result.explanation]
+        assert weights == sorted(weights, reverse=True)
+        assert {e["kind"] for e in result.explanation} <= {"term", "chars", "signal"}
+    # The spam comment's strongest reasons push towards spam and name what it contains.
+    spam_features = {e["feature"] for e in spam.explanation if e["weight"] > 0}
+    assert spam_features & {"subscribe", "check out", "my channel", "links", "urltoken",
+                            "urldomain_bit_ly", "channel", "check"}
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
+def test_verdict_boundaries(scorer, probability):
+    verdict, reason = scorer.verdict(probability)
+    if probability >= scorer.reject_at:
+        assert verdict == "reject"
+    elif probability < scorer.publish_below:
+        assert verdict == "publish"
+    else:
+        assert verdict == "hold"
+    assert f"{probability:.2f}" in reason
+
+
+def test_fast_path_equals_scikit_learn_on_all_shipped_texts(scorer):
+    texts = load_shipped().texts + TRICKY
+    batched = scorer.score_batch(texts)
+    single = np.array([scorer.score(t).spam_probability for t in texts])
+    np.testing.assert_allclose(single, batched, rtol=0, atol=1e-9)
+
+
+def test_fast_path_is_not_much_slower_than_batched(scorer):
+    from moderation.text import _normalize_cached
+
+    texts = load_shipped().texts[:2000]
+    _normalize_cached.cache_clear()
+    started = time.perf_counter()
+    scorer.score_batch(texts)
+    batched = (time.perf_counter() - started) / len(texts)
+    _normalize_cached.cache_clear()
+    started = time.perf_counter()
+    for text in texts:
+        scorer.probability(text)
+    single = (time.perf_counter() - started) / len(texts)
+    # Issue target is 2x; the bound here leaves room for a loaded CI machine.
+    assert single <= 3 * batched, (single, batched)
+
+
+def test_thresholds_can_be_overridden_and_are_validated(models_dir):
+    scorer = load_scorer(models_dir, publish_below=0.2, reject_at=0.8)
+    assert (scorer.publish_below, scorer.reject_at) == (0.2, 0.8)
+    assert scorer.score("hello").verdict in ("publish", "hold")
+    with pytest.raises(ValueError, match="publish_below"):
+        load_scorer(models_dir, publish_below=0.9, reject_at=0.8)
+
+
+def test_no_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFound, match=r"no trained model in .*: run `make train`"):
+        load_scorer(tmp_path)
+    assert issubclass(ModelNotFound, RuntimeError)
+
+
+def test_unknown_version_is_a_clear_error(models_dir):
+    with pytest.raises(ModelNotFound, match="no model version 'nope'"):
+        load_scorer(models_dir, "nope")
+    with pytest.raises(ModelNotFound, match="invalid model version"):
+        load_scorer(models_dir, "../etc")
+
+
+def test_tampered_artifact_is_refused(models_dir, scorer, tmp_path):
+    copy_version(models_dir, scorer.version, tmp_path, "tampered")
+    artifact = tmp_path / "tampered" / "model.skops"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum does not match"):
+        load_scorer(tmp_path, "tampered")
+
+
+def test_foreign_artifact_with_untrusted_types_is_refused(models_dir, scorer, tmp_path):
+    # A well-formed skops file whose metadata checksum matches, but holding a type we
+    # never trust (a stand-in for a malicious model).
+    copy_version(models_dir, scorer.version, tmp_path, "foreign")
+    artifact = tmp_path / "foreign" / "model.skops"
+    sio.dump({"pipeline": shutil.rmtree, "calibrator": None}, artifact)
+    meta_path = tmp_path / "foreign" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["artifact_sha256"] = model_registry.sha256_file(artifact)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="untrusted types .*shutil.rmtree"):
+        load_scorer(tmp_path, "foreign")
+
+
+def test_corrupt_artifact_is_refused(models_dir, scorer, tmp_path):
+    copy_version(models_dir, scorer.version, tmp_path, "corrupt")
+    artifact = tmp_path / "corrupt" / "model.skops"
+    artifact.write_bytes(b"not a zip file at all")
+    meta_path = tmp_path / "corrupt" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["artifact_sha256"] = model_registry.sha256_file(artifact)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="corrupt model artifact"):
+        load_scorer(tmp_path, "corrupt")
+
+
+def test_incompatible_scikit_learn_is_a_clear_error(models_dir, scorer, tmp_path):
+    copy_version(models_dir, scorer.version, tmp_path, "old")
+    meta_path = tmp_path / "old" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sklearn_version"] = "0.24.2"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"trained with scikit-learn 0\.24\.2.*retrain"):
+        load_scorer(tmp_path, "old")
+
+
+def test_app_loads_the_scorer_once_at_start(app, models_dir):
+    from moderation.scoring import get_scorer
+
+    with app.app_context():
+        first = get_scorer()
+        assert first.version == (models_dir / "CURRENT").read_text().strip()
+    with app.test_request_context("/"):
+        assert get_scorer() is first
+
+
+def test_promote_and_rollback_switch_two_running_apps_within_two_seconds(
+    make_app, models_dir, redis_client, tmp_path
+):
+    """Two app instances share one real Redis; neither is restarted."""
+    models = tmp_path / "models"
+    models.mkdir()
+    base = model_registry.current_from_file(models_dir)
+    old = copy_version(models_dir, base, models, "20000101-000000-aaaaaa")
+    new = copy_version(models_dir, base, models, "20000101-000001-bbbbbb")
+    registry.write_current_file(models, old)
+    workers = [make_app(MODELS_DIR=str(models), MODEL_RELOAD_SECONDS=0.2) for _ in range(2)]
+    clients = [w.test_client() for w in workers]
+    assert {w.extensions["scorer"].version for w in workers} == {old}
+
+    def versions_after_requests() -> set[str]:
+        for c in clients:
+            c.get("/healthz")  # any request runs the cheap reload check
+        return {w.extensions["scorer"].version for w in workers}
+
+    def wait_for(version: str) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            if versions_after_requests() == {version}:
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"workers did not switch to {version}: {versions_after_requests()}")
+
+    assert registry.promote(models, new, redis_client) == old
+    assert redis_client.get(keys.MODEL_CURRENT) == new
+    assert (models / "CURRENT").read_text().strip() == new
+    assert wait_for(new) < 2.0
+
+    assert registry.rollback(models, redis_client) == (new, old)
+    assert wait_for(old) < 2.0
+    assert redis_client.get(keys.MODEL_CURRENT) == old
+
+
+def test_promote_refuses_unknown_or_broken_versions_and_changes_nothing(
+    models_dir, redis_client, tmp_path
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    base = model_registry.current_from_file(models_dir)
+    good = copy_version(models_dir, base, models, "20000101-000000-aaaaaa")
+    broken = copy_version(models_dir, base, models, "20000101-000001-bbbbbb")
+    (models / broken / "model.skops").write_bytes(b"garbage")
+    registry.promote(models, good, redis_client)
+    with pytest.raises(ModelNotFound, match="unknown model version 'nope'"):
+        registry.promote(models, "nope", redis_client)
+    with pytest.raises(ArtifactError):
+        registry.promote(models, broken, redis_client)
+    assert redis_client.get(keys.MODEL_CURRENT) == good
+    assert (models / "CURRENT").read_text().strip() == good
+    with pytest.raises(ModelNotFound, match="no previous model version"):
+        registry.rollback(models, redis_client)
