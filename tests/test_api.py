@@ -1,0 +1,175 @@
+"""The JSON API: challenges, posting (201/202/422/400) and listing comments."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation import comments, keys
+from tests.conftest import CAPTCHA_TEXT
+from tests.test_article_form import HAM, SPAM
+
+
+def new_challenge(client) -> dict:
+    response = client.post("/api/v1/challenges")
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def post(client, slug, body, answer=CAPTCHA_TEXT, **extra):
+    challenge = new_challenge(client)
+    payload = {"body": body, "challenge_id": challenge["id"], "captcha_answer": answer, **extra}
+    return client.post(f"/api/v1/articles/{slug}/comments", json=payload)
+
+
+def test_challenge_has_id_image_and_expiry_but_not_the_answer(client):
+    challenge = new_challenge(client)
+    assert set(challenge) == {"id", "image_url", "expires_at"}
+    assert CAPTCHA_TEXT not in str(challenge)
+    image = client.get(challenge["image_url"])
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.headers["Cache-Control"] == "no-store"
+
+
+def test_challenge_image_of_unknown_id_is_404_json_for_api_clients(client):
+    response = client.get("/captcha/nope.png", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_challenge"
+
+
+def test_ham_is_created_and_listed(client, article_slug):
+    response = post(client, article_slug, HAM, author="Ana")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["status"] == "published" and body["model_version"]
+    listing = client.get(f"/api/v1/articles/{article_slug}/comments").get_json()
+    assert listing["total"] == 1
+    assert listing["comments"][0]["body"] == HAM
+    assert listing["comments"][0]["author"] == "Ana"
+    assert "ip_hash" not in listing["comments"][0]
+
+
+def test_spam_is_held_202_or_rejected_422_with_reason(client, article_slug, redis_client):
+    response = post(client, article_slug, SPAM)
+    assert response.status_code in (202, 422)
+    body = response.get_json()
+    if response.status_code == 422:
+        assert body["status"] == "rejected" and body["error"]["message"]
+    else:
+        assert body["status"] == "held"
+    # Either way the comment is stored and findable.
+    status = client.get(f"/api/v1/comments/{body['id']}").get_json()
+    assert status["status"] == body["status"]
+    assert "body" not in status
+
+
+def test_held_comment_is_202_and_in_review_queue(make_app, article_slug, redis_client):
+    client = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.01).test_client()
+    response = post(client, article_slug, HAM)
+    assert response.status_code == 202
+    assert redis_client.zscore(keys.REVIEW_QUEUE, response.get_json()["id"]) is not None
+
+
+def test_rejected_comment_is_422_with_reason_and_kept(make_app, article_slug, redis_client):
+    client = make_app(PUBLISH_BELOW=0.0, REJECT_AT=0.0).test_client()
+    response = post(client, article_slug, HAM)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"]["code"] == "rejected_as_spam" and body["error"]["message"]
+    assert redis_client.zscore(keys.REJECTED, body["id"]) is not None
+    assert comments.get(redis_client, body["id"]).reason
+
+
+def test_wrong_captcha_is_400_and_stores_nothing(client, article_slug, redis_client):
+    response = post(client, article_slug, HAM, answer="WRONG1")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {
+        "code": "captcha_failed",
+        "message": response.get_json()["error"]["message"],
+        "field": "captcha_answer",
+    }
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
+def test_reused_challenge_is_400(client, article_slug):
+    challenge = new_challenge(client)
+    payload = {"body": HAM, "challenge_id": challenge["id"], "captcha_answer": CAPTCHA_TEXT}
+    assert client.post(f"/api/v1/articles/{article_slug}/comments", json=payload).status_code == 201
+    again = client.post(f"/api/v1/articles/{article_slug}/comments", json=payload)
+    assert again.status_code == 400
+
+
+def test_expired_challenge_is_400(client, article_slug, redis_client):
+    challenge = new_challenge(client)
+    redis_client.delete(keys.captcha(challenge["id"]))
+    payload = {"body": HAM, "challenge_id": challenge["id"], "captcha_answer": CAPTCHA_TEXT}
+    response = client.post(f"/api/v1/articles/{article_slug}/comments", json=payload)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "captcha_failed"
+
+
+def test_listing_paginates_newest_first(client, article_slug, redis_client):
+    for number in range(3):
+        comments.save(redis_client, comments.make_comment(
+            article=article_slug, author="", body=f"n{number}", user_agent="", ip_hash="",
+            score=0.0, model_version="m", verdict="publish", reason="", explanation=[],
+            now=100.0 + number,
+        ))
+    page = client.get(f"/api/v1/articles/{article_slug}/comments?per_page=2&page=1").get_json()
+    assert [c["body"] for c in page["comments"]] == ["n2", "n1"]
+    assert page["pages"] == 2
+    page2 = client.get(f"/api/v1/articles/{article_slug}/comments?per_page=2&page=2").get_json()
+    assert [c["body"] for c in page2["comments"]] == ["n0"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code", "field"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "invalid_json", None),
+        ({"data": "body=hi", "content_type": "application/x-www-form-urlencoded"}, 415,
+         "unsupported_media_type", None),
+        ({"json": ["a", "list"]}, 400, "invalid_body", None),
+        ({"json": {"challenge_id": "x", "captcha_answer": "y"}}, 400, "missing_field", "body"),
+        ({"json": {"body": "", "challenge_id": "x"}}, 400, "empty_comment", "body"),
+        ({"json": {"body": 42, "challenge_id": "x"}}, 400, "invalid_field", "body"),
+        ({"json": {"body": "x" * 5001, "challenge_id": "x"}}, 400, "comment_too_long", "body"),
+        ({"json": {"body": "hi", "author": "a" * 61}}, 400, "name_too_long", "author"),
+        ({"json": {"body": "hi", "author": ["x"]}}, 400, "invalid_field", "author"),
+        ({"json": {"body": "hi", "challenge_id": "unknown", "captcha_answer": "AAAAAA"}}, 400,
+         "captcha_failed", "captcha_answer"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(client, article_slug, redis_client, kwargs, status, code, field):
+    published_before = redis_client.zcard(keys.ALL_COMMENTS)
+    response = client.post(f"/api/v1/articles/{article_slug}/comments", **kwargs)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code and error["field"] == field and error["message"]
+    assert redis_client.zcard(keys.ALL_COMMENTS) == published_before
+
+
+def test_unknown_article_is_404_json(client):
+    response = client.post("/api/v1/articles/nope/comments", json={"body": "hi"})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_article"
+    assert client.get("/api/v1/articles/nope/comments").status_code == 404
+
+
+def test_body_over_max_content_length_is_json_413(client, article_slug):
+    response = client.post(
+        f"/api/v1/articles/{article_slug}/comments",
+        data=b"{" + b" " * (70 * 1024) + b"}",
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_wrong_method_is_405_json(client, article_slug):
+    response = client.delete(f"/api/v1/articles/{article_slug}/comments")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_unknown_comment_is_404(client):
+    assert client.get("/api/v1/comments/doesnotexist").status_code == 404

@@ -1,0 +1,179 @@
+"""A reader adds a comment through the HTML form, without JavaScript."""
+
+from __future__ import annotations
+
+import re
+
+from moderation import comments, keys
+
+HAM = "Great news for Cuba and China, I hope the cooperation continues."
+SPAM = (
+    "CHECK OUT MY CHANNEL!!! subscribe now http://bit.ly/free-money win a FREE iPhone, click here"
+)
+
+
+def test_article_page_shows_article_and_comment_form(reader):
+    page = reader.open_article()
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Communist Parties of Cuba and China highlight ties of friendship" in html
+    assert "28 April 2024" in html
+    assert "Add new comment" in html
+    assert (
+        "This question is for testing whether or not you are a human visitor and to prevent "
+        "automated spam submissions." in html
+    )
+    assert "Enter the characters shown in the image." in html
+    assert "Get a new image" in html and ">Save<" in html
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_index_shows_the_demo_article(client):
+    assert "ties of friendship" in client.get("/").get_data(as_text=True)
+
+
+def test_unknown_article_is_404(client):
+    assert client.get("/articles/no-such-story").status_code == 404
+
+
+def test_ham_with_right_answer_is_published_after_redirect(reader, redis_client):
+    response = reader.post(HAM, author="Ana")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/articles/{reader.slug}#comments")
+    page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Your comment has been published" in page
+    assert HAM in page and "Ana" in page
+    assert redis_client.zcard(keys.article_published(reader.slug)) == 1
+
+
+def test_spam_with_right_answer_is_not_published(reader, redis_client):
+    response = reader.post(SPAM)
+    assert response.status_code == 303
+    page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert SPAM not in page
+    assert "awaiting moderation" in page or "not published" in page
+    stored = comments.get_many(redis_client, redis_client.zrange(keys.ALL_COMMENTS, 0, -1))
+    assert [c.status for c in stored] in (["held"], ["rejected"])
+    assert stored[0].score >= 0.5
+
+
+def test_uncertain_comment_is_held_and_found_in_review_queue(make_app, article_slug, redis_client):
+    # Thresholds from configuration: nothing is sure enough to publish or reject.
+    from tests.conftest import Reader
+
+    app = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.01)
+    reader = Reader(app.test_client(), article_slug)
+    response = reader.post(HAM)
+    page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "awaiting moderation" in page
+    (held_id,) = redis_client.zrange(keys.REVIEW_QUEUE, 0, -1)
+    held = comments.get(redis_client, held_id)
+    assert held.body == HAM and held.status == "held" and held.verdict == "hold"
+    assert held.model_version and 0.0 <= held.score <= 1.0
+    assert HAM not in page
+
+
+def test_wrong_answer_keeps_text_and_shows_error_next_to_captcha(reader, redis_client):
+    response = reader.post(HAM, answer="WRONG1", author="Ana")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="captcha-error"' in html and "did not match" in html
+    assert f">{HAM}</textarea>" in html
+    assert 'value="Ana"' in html
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
+def test_wrong_answer_ends_the_challenge(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    fields = reader.form_fields(page)
+    data = {**fields, "body": HAM, "captcha_answer": "WRONG1", "action": "save"}
+    reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    data["captcha_answer"] = "K7PXWM"
+    retry = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    assert retry.status_code == 400
+    assert not redis_client.exists(keys.captcha(fields["challenge_id"]))
+
+
+def test_reused_challenge_is_refused(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    data = {**reader.form_fields(page), "body": HAM, "captcha_answer": "k7pxwm", "action": "save"}
+    first = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    second = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    assert first.status_code == 303  # lower case answer accepted: case-insensitive
+    assert second.status_code == 400
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 1
+
+
+def test_expired_challenge_is_refused(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    fields = reader.form_fields(page)
+    redis_client.delete(keys.captcha(fields["challenge_id"]))  # what the TTL does
+    data = {**fields, "body": HAM, "captcha_answer": "K7PXWM", "action": "save"}
+    response = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+
+
+def test_new_image_button_keeps_text_and_replaces_challenge(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    old = reader.form_fields(page)
+    data = {**old, "body": HAM, "author": "Ana", "action": "new_captcha"}
+    response = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f">{HAM}</textarea>" in html
+    new = reader.form_fields(html)
+    assert new["challenge_id"] != old["challenge_id"]
+    assert not redis_client.exists(keys.captcha(old["challenge_id"]))
+
+
+def test_empty_comment_is_refused_next_to_the_field(reader, redis_client):
+    response = reader.post("   ")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="body-error"' in html and "Comment field is required" in html
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
+def test_too_long_comment_is_refused_and_kept(reader):
+    long_text = "word " * 1200
+    response = reader.post(long_text)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "the limit is 5000" in html
+    assert "word word word" in html
+
+
+def test_missing_csrf_token_rerenders_form_with_text(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    fields = reader.form_fields(page)
+    data = {"challenge_id": fields["challenge_id"], "body": HAM, "captcha_answer": "K7PXWM"}
+    response = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "expired" in html and HAM in html
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
+def test_comments_are_newest_first_and_paginated(make_app, article_slug, redis_client):
+    app = make_app(COMMENTS_PER_PAGE=2)
+    for number in range(5):
+        comment = comments.make_comment(
+            article=article_slug, author="", body=f"comment number {number}", user_agent="",
+            ip_hash="", score=0.01, model_version="m", verdict="publish", reason="",
+            explanation=[], now=1000.0 + number,
+        )
+        comments.save(redis_client, comment)
+    client = app.test_client()
+    first = client.get(f"/articles/{article_slug}").get_data(as_text=True)
+    assert re.findall(r"comment number (\d)", first) == ["4", "3"]
+    assert "Page 1 of 3" in first
+    last = client.get(f"/articles/{article_slug}?page=3").get_data(as_text=True)
+    assert re.findall(r"comment number (\d)", last) == ["0"]
+
+
+def test_comment_text_is_escaped(reader):
+    response = reader.post("<script>alert(1)</script> nice article, thanks")
+    page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
