@@ -64,7 +64,7 @@ def test_spam_is_held_202_or_rejected_422_with_reason(client, article_slug, redi
 
 
 def test_held_comment_is_202_and_in_review_queue(make_app, article_slug, redis_client):
-    client = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.01).test_client()
+    client = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.0).test_client()
     response = post(client, article_slug, HAM)
     assert response.status_code == 202
     assert redis_client.zscore(keys.REVIEW_QUEUE, response.get_json()["id"]) is not None

@@ -61,7 +61,7 @@ def test_uncertain_comment_is_held_and_found_in_review_queue(make_app, article_s
     # Thresholds from configuration: nothing is sure enough to publish or reject.
     from tests.conftest import Reader
 
-    app = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.01)
+    app = make_app(PUBLISH_BELOW=0.0, REJECT_AT=1.0)
     reader = Reader(app.test_client(), article_slug)
     response = reader.post(HAM)
     page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
