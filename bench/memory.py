@@ -1,0 +1,98 @@
+"""Memory: RSS of each gunicorn worker after 10k requests, and its growth up to 50k.
+
+The service runs under gunicorn as ``make run`` starts it (bench app instance) and
+gets a mix of the three requests readers make -- the article page, the JSON list
+and a comment POST (fresh CAPTCHA, distinct text) -- in equal parts. RSS is read
+from /proc for every worker at each checkpoint of total requests served. The
+baseline column is the worker's RSS right after start-up (model loaded, nothing
+served yet).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from moderation.articles import default_article
+
+from . import loadgen
+from .bench_app import BENCH_CAPTCHA_TEXT
+from .common import Gunicorn, Row, Section, rss_bytes
+from .texts import comment_texts, post_line
+from .write_path import issue_challenges
+
+OK = {200, 201, 202}
+MB = 1024 * 1024
+#: Growth between the 10k and 50k checkpoints that we still call "no growth":
+#: allocator arenas and caches settle in steps of a few MB.
+GROWTH_TOLERANCE_MB = 5.0
+CONNECTIONS = 8
+
+
+def _rss(server: Gunicorn) -> dict[int, float]:
+    return {pid: rss_bytes(pid) / MB for pid in server.worker_pids()}
+
+
+def run(models_dir: str, *, quick: bool) -> Section:
+    section = Section("memory")
+    started = time.perf_counter()
+    checkpoints = [60, 120] if quick else [10_000, 20_000, 30_000, 40_000, 50_000]
+    first, last = checkpoints[0], checkpoints[-1]
+    slug = default_article().slug
+    texts = comment_texts(seed=2)
+    paths = (f"/articles/{slug}", f"/api/v1/articles/{slug}/comments")
+    post_path = f"/api/v1/articles/{slug}/comments"
+    samples: list[dict] = []
+    errors = 0
+    wrapped = 0
+    with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": models_dir}) as server:
+        pids = sorted(server.worker_pids())
+        at_start = _rss(server)
+        served = 0
+        rate = 300.0  # first guess, corrected after every chunk
+        for checkpoint in checkpoints:
+            while served < checkpoint:
+                remaining = checkpoint - served
+                chunk_seconds = max(1.0, min(8.0, remaining / rate))
+                n_posts = int(rate * chunk_seconds * 1.6 / 3) + 20
+                lines = []
+                for challenge_id in issue_challenges(server, n_posts):
+                    lines.append(f"GET {paths[0]}")
+                    lines.append(f"GET {paths[1]}")
+                    lines.append(post_line(post_path, next(texts), challenge_id,
+                                           BENCH_CAPTCHA_TEXT))
+                result = loadgen.run(server.base_url, loadgen.write_requests(lines),
+                                     duration=chunk_seconds, connections=CONNECTIONS)
+                served += result["requests"]
+                rate = max(result["rps"], 20.0)
+                errors += sum(c for s, c in result["statuses"].items() if s not in OK)
+                errors += result["socket_errors"]
+                wrapped += result["wrapped"]
+            samples.append({"requests": served, "rss_mb": _rss(server)})
+        same_workers = sorted(server.worker_pids()) == pids
+    worst = max(samples[0]["rss_mb"].values())
+    growth = max(
+        samples[-1]["rss_mb"][pid] - samples[0]["rss_mb"][pid] for pid in samples[0]["rss_mb"]
+    )
+    start_mb = max(at_start.values())
+    section.raw = {
+        "checkpoints": samples, "at_start_mb": at_start, "errors": errors,
+        "same_workers_throughout": same_workers, "wrapped": wrapped,
+        "growth_tolerance_mb": GROWTH_TOLERANCE_MB,
+    }
+    label = f"{first // 1000}k" if first >= 1000 else str(first)
+    label_last = f"{last // 1000}k" if last >= 1000 else str(last)
+    section.rows = [
+        Row(f"memory: worker RSS after {label} requests", worst, "MB", "<= 150 MB",
+            worst <= 150 and same_workers, baseline=start_mb,
+            ratio=worst / start_mb if start_mb else math.nan,
+            notes=f"largest of {len(pids)} workers; baseline = RSS at start-up; "
+                  f"mix of page/list/POST; errors {errors}"),
+        Row(f"memory: worker RSS growth {label} -> {label_last}", growth, "MB",
+            f"no growth (<= {GROWTH_TOLERANCE_MB:g} MB)",
+            growth <= GROWTH_TOLERANCE_MB and same_workers,
+            notes=f"served {samples[-1]['requests']} in all; "
+                  + ("same worker pids throughout" if same_workers else "A WORKER RESTARTED")),
+    ]
+    section.seconds = time.perf_counter() - started
+    return section

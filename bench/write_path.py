@@ -1,0 +1,173 @@
+"""Write path: POST comments through the whole service vs a bare Flask + one XADD.
+
+The service runs under gunicorn exactly as ``make run`` starts it (same config file:
+2 sync workers, embedded Redis from the master's ``on_starting`` hook), with the
+bench app instance (:mod:`bench.bench_app`). Before each timed phase the benchmark
+issues the challenges the load generator will answer with the service's own
+``ChallengeStore`` against the service's Redis -- so issuing is not in the timed
+phase, but verifying and consuming each challenge (GETDEL) is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from moderation.articles import default_article
+from moderation.captcha import ChallengeStore
+
+from . import loadgen
+from .bench_app import BENCH_CAPTCHA_TEXT, bench_text
+from .common import Gunicorn, Row, Section
+from .texts import AUTHORS, comment_texts, post_line
+
+OK_STATUSES = {201, 202}  # published or held: the comment was accepted and stored
+CONNECTIONS = 8  # enough to keep 2 sync workers busy, few enough to stay cheap
+LATENCY_CONNECTIONS = 4
+
+
+def issue_challenges(server: Gunicorn, count: int) -> list[str]:
+    store = ChallengeStore(server.redis(), text_source=bench_text)
+    return [store.issue().id for _ in range(count)]
+
+
+class CommentFeed:
+    """Request lines for the service: fresh challenge, distinct text, per POST."""
+
+    def __init__(self, slug: str) -> None:
+        self.path = f"/api/v1/articles/{slug}/comments"
+        self.texts = comment_texts()
+        self.count = 0
+
+    def lines(self, challenge_ids: list[str]) -> list[str]:
+        out = []
+        for challenge_id in challenge_ids:
+            self.count += 1
+            out.append(post_line(self.path, next(self.texts), challenge_id,
+                                 BENCH_CAPTCHA_TEXT, AUTHORS[self.count % len(AUTHORS)]))
+        return out
+
+
+def errors_of(result: dict, ok: set[int]) -> int:
+    bad = sum(count for status, count in result["statuses"].items() if status not in ok)
+    return bad + result["socket_errors"]
+
+
+def _summary(result: dict, ok: set[int]) -> dict:
+    return {
+        "rps": round(result["rps"], 1),
+        "p50_ms": round(result["p50_ms"], 2),
+        "p90_ms": round(result["p90_ms"], 2),
+        "p99_ms": round(result["p99_ms"], 2),
+        "requests": result["requests"],
+        "errors": errors_of(result, ok),
+        "statuses": result["statuses"],
+        "wrapped": result["wrapped"],
+        "tool": result["tool"],
+        "connections": result["connections"],
+        "delay_ms": result["delay_ms"],
+        "seconds": round(result["seconds"], 2),
+    }
+
+
+def _delay_for(rate: float, connections: int, service_ms: float) -> float:
+    """Per-connection pause that makes ``connections`` closed loops send ``rate`` req/s."""
+    return max(0.0, connections * 1000.0 / rate - service_ms)
+
+
+def _service_lines(server: Gunicorn, feed: CommentFeed, count: int) -> list[str]:
+    return feed.lines(issue_challenges(server, count))
+
+
+def measure_service(models_dir: str, duration: float, quick: bool) -> dict:
+    slug = default_article().slug
+    feed = CommentFeed(slug)
+    raw: dict = {}
+    with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": models_dir}) as server:
+        server.warm(["/", f"/api/v1/articles/{slug}/comments"], rounds=1 if quick else 4)
+        # Warm-up run: loads everything lazily loaded, and estimates the rate.
+        warm_file = loadgen.write_requests(_service_lines(server, feed, 400 if quick else 3000))
+        warm = loadgen.run(server.base_url, warm_file, duration=1 if quick else 2,
+                           connections=CONNECTIONS)
+        raw["warmup"] = _summary(warm, OK_STATUSES)
+        guess = max(warm["rps"], 50.0)
+
+        # Maximum rate: closed loop, no pauses.
+        needed = int(guess * duration * 1.6) + 200
+        request_file = loadgen.write_requests(_service_lines(server, feed, needed))
+        peak = loadgen.run(server.base_url, request_file, duration=duration,
+                           connections=CONNECTIONS)
+        raw["max_rate"] = _summary(peak, OK_STATUSES)
+
+        # Latency at half of the maximum rate.
+        target = peak["rps"] / 2
+        service_ms = 1000.0 * 2 / max(peak["rps"], 1.0)
+        delay = _delay_for(target, LATENCY_CONNECTIONS, service_ms)
+        request_file = loadgen.write_requests(
+            _service_lines(server, feed, int(target * duration * 1.6) + 200)
+        )
+        half = loadgen.run(server.base_url, request_file, duration=duration,
+                           connections=LATENCY_CONNECTIONS, delay_ms=delay)
+        raw["half_rate"] = {**_summary(half, OK_STATUSES), "target_rps": round(target, 1)}
+        raw["stored_comments"] = server.redis().zcard("mod:comments:all")
+        raw["gunicorn_log_tail"] = server.log_tail(5)
+    return raw
+
+
+def measure_baseline(duration: float, quick: bool, server: Gunicorn) -> dict:
+    feed = CommentFeed("baseline")
+    feed.path = "/xadd"
+    raw: dict = {}
+    lines = feed.lines([f"baseline-{i}" for i in range(20000)])
+    request_file = loadgen.write_requests(lines)
+    if not quick:
+        loadgen.run(server.base_url, request_file, duration=2, connections=CONNECTIONS)
+    peak = loadgen.run(server.base_url, request_file, duration=duration, connections=CONNECTIONS)
+    raw["max_rate"] = _summary(peak, {201})
+    target = peak["rps"] / 2
+    delay = _delay_for(target, LATENCY_CONNECTIONS, 1000.0 * 2 / max(peak["rps"], 1.0))
+    half = loadgen.run(server.base_url, request_file, duration=duration,
+                       connections=LATENCY_CONNECTIONS, delay_ms=delay)
+    raw["half_rate"] = {**_summary(half, {201}), "target_rps": round(target, 1)}
+    return raw
+
+
+def run(models_dir: str, baseline: Gunicorn, *, quick: bool) -> Section:
+    duration = 1.0 if quick else 10.0
+    section = Section("write path")
+    started = time.perf_counter()
+    ours = measure_service(models_dir, duration, quick)
+    base = measure_baseline(duration, quick, baseline)
+    section.raw = {"ours": ours, "baseline": base}
+    o, b = ours["max_rate"], base["max_rate"]
+    ratio = o["rps"] / b["rps"] if b["rps"] else math.nan
+    tool = o["tool"]
+    section.rows = [
+        Row("write: requests/s (max rate)", o["rps"], "req/s", ">= 0.5x baseline",
+            ratio >= 0.5, baseline=b["rps"], ratio=ratio,
+            notes=f"{tool}, {o['connections']} connections, {o['seconds']:.0f} s"),
+        Row("write: p50 at max rate", o["p50_ms"], "ms", "(info)", None,
+            baseline=b["p50_ms"], ratio=o["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None),
+        Row("write: p99 at max rate", o["p99_ms"], "ms", "(info)", None,
+            baseline=b["p99_ms"], ratio=o["p99_ms"] / b["p99_ms"] if b["p99_ms"] else None),
+        Row("write: p99 at half of our max rate", ours["half_rate"]["p99_ms"], "ms", "<= 25 ms",
+            ours["half_rate"]["p99_ms"] <= 25.0, baseline=base["half_rate"]["p99_ms"],
+            notes=(f"sent {ours['half_rate']['rps']:.0f} req/s (aimed at "
+                   f"{ours['half_rate']['target_rps']:.0f}); baseline at half its own max")),
+        Row("write: errors (all phases)",
+            o["errors"] + ours["half_rate"]["errors"] + ours["warmup"]["errors"], "count", "0",
+            o["errors"] + ours["half_rate"]["errors"] + ours["warmup"]["errors"] == 0,
+            baseline=b["errors"] + base["half_rate"]["errors"],
+            notes="any status but 201/202, socket errors; statuses in JSON"),
+    ]
+    if o["wrapped"] or ours["half_rate"]["wrapped"]:
+        section.notes.append("the load generator ran out of challenges and reused some")
+    section.notes.append(
+        "write: challenges pre-issued with the service's ChallengeStore on the service's "
+        "Redis before each timed phase (issuing not timed; verify+consume is); CAPTCHA text "
+        "injected via create_app(challenge_text=...) in bench/bench_app.py; rate limits "
+        "raised to 1e8/min (config) since all load comes from 127.0.0.1; other guards at "
+        "defaults; every comment text distinct."
+    )
+    section.seconds = time.perf_counter() - started
+    return section

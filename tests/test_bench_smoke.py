@@ -1,0 +1,67 @@
+"""The benchmark harness runs end to end in --quick mode (it times nothing here).
+
+``python -m bench --quick`` starts the service and the baselines under gunicorn,
+drives them with the load generator, runs the in-process benchmarks and writes the
+table and the JSON. This test only checks that all of that happens and that the
+results have the fields the README and the lead read; speeds are for ``make bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ROW_FIELDS = {"figure", "ours", "unit", "baseline", "ratio", "target", "passed", "notes"}
+EXPECTED_SECTIONS = {"captcha", "scoring", "read path", "write path", "memory", "training"}
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_table_and_json(models_dir, tmp_path):
+    env = {**os.environ, "MODELS_DIR": str(models_dir)}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--models-dir", str(models_dir),
+         "--out", str(tmp_path), "--only", "captcha,scoring,read,write,memory,training"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    data = json.loads((tmp_path / "quick.json").read_text())
+    assert data["mode"] == "quick"
+    assert data["machine"]["cores"] >= 1 and data["machine"]["memory_gib"] > 0
+    sections = {section["name"]: section for section in data["sections"]}
+    assert EXPECTED_SECTIONS <= sections.keys()
+    for name in EXPECTED_SECTIONS:
+        assert sections[name]["error"] is None, f"{name}: {sections[name]['error']}"
+        assert sections[name]["rows"], name
+        for row in sections[name]["rows"]:
+            assert ROW_FIELDS <= row.keys()
+
+    # The figures the issue asks for were measured (not left empty) in the same run.
+    write = sections["write path"]["raw"]
+    for side in ("ours", "baseline"):
+        assert write[side]["max_rate"]["requests"] > 0
+        assert {"rps", "p50_ms", "p99_ms", "errors"} <= write[side]["max_rate"].keys()
+    assert write["ours"]["max_rate"]["statuses"], "no answers recorded"
+    assert write["ours"]["stored_comments"] > 0  # POSTs went through the whole path
+    read = sections["read path"]["raw"]
+    for page in ("article page", "JSON list"):
+        assert read["ours"][page]["bytes"] == read["baseline"][page]["bytes"]
+    assert sections["captcha"]["raw"]["ours"]["challenges"] > 0
+    assert sections["scoring"]["raw"]["documents"] > 0
+    memory = sections["memory"]["raw"]["checkpoints"]
+    assert len(memory) == 2 and all(point["rss_mb"] for point in memory)
+
+    table = (tmp_path / "quick.md").read_text()
+    assert table == data["table"]
+    assert "| figure | ours | baseline | ratio | target | result | notes |" in table
+    for section in data["sections"]:
+        for row in section["rows"]:
+            assert row["figure"] in table
+    assert table in done.stdout  # the one table is printed too
