@@ -120,21 +120,31 @@ class Scorer:
         blocks = dict(features.transformer_list)
         offset = 0
         self._blocks: list[_TfidfBlock] = []
+        # Streaming models hash their features (no vocabulary): they take the generic path.
+        self._fast = all(hasattr(blocks[name], "vocabulary_") for name in ("word", "char"))
+        self._intercept = float(np.ravel(clf.intercept_)[0])
+        self._cal_coef = float(np.ravel(self.calibrator.coef_)[0])
+        self._cal_intercept = float(np.ravel(self.calibrator.intercept_)[0])
+        means = self.metadata.get("signal_means") or [0.0] * len(SIGNAL_NAMES)
+        self._signal_means = [float(m) for m in means]
+        self._signal_coef = coef[-len(SIGNAL_NAMES):]
+        if not self._fast:
+            return
         for name, kind in (("word", "term"), ("char", "chars")):
             size = len(blocks[name].vocabulary_)
             self._blocks.append(_tfidf_block(kind, blocks[name], coef[offset : offset + size]))
             offset += size
-        self._signal_coef = coef[offset : offset + len(SIGNAL_NAMES)]
         if offset + len(SIGNAL_NAMES) != coef.size:
             raise ArtifactError("model features do not match this version of moderation.text")
-        self._intercept = float(np.ravel(clf.intercept_)[0])
-        means = self.metadata.get("signal_means") or [0.0] * len(SIGNAL_NAMES)
-        self._signal_means = [float(m) for m in means]
-        self._cal_coef = float(np.ravel(self.calibrator.coef_)[0])
-        self._cal_intercept = float(np.ravel(self.calibrator.intercept_)[0])
 
     def _contributions(self, text: str) -> tuple[float, list[tuple[float, str, str]]]:
         """(decision value, [(contribution, feature, kind), ...]) for one raw text."""
+        if not self._fast:
+            decision = float(self.pipeline.decision_function([text])[0])
+            raw = signals(text)
+            parts = [((value - mean) * float(weight), name, "signal") for value, weight, mean, name
+                     in zip(raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True)]
+            return decision, parts
         decision = self._intercept
         parts: list[tuple[float, str, str]] = []
         for block in self._blocks:

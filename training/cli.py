@@ -40,22 +40,98 @@ def _say(message: str) -> None:
 # -- commands --------------------------------------------------------------------
 
 
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
+                disable=None)  # None: no bar when stderr is not a terminal
+
+
+def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, corpus) -> dict:
+    """Run the protocols for ``version``'s settings, write its report, record the result."""
+    from . import evaluate, registry, train
+
+    bar = _progress_bar(9, "evaluating protocols")
+    results = evaluate.run_protocols(params=model.params, progress=lambda m: (
+        bar.set_postfix_str(m), bar.update(1)))
+    bar.close()
+    summary = evaluate.summarize(results)
+    cv = train.cv_summary(model, corpus.y)
+    thresholds = {"publish_below": model.publish_below, "reject_at": model.reject_at}
+    out = evaluate.write_report(reports_dir, version, summary, cv, thresholds, corpus.y,
+                                model.cv["oof_proba"], results)
+    registry.update_metadata(models_dir, version, {
+        "evaluation": {"key": evaluate.key_score(summary), "protocols": summary,
+                       "report": str(out)}})
+    return {"summary": summary, "report": out}
+
+
+def _print_protocols(summary: dict) -> None:
+    if "tubespam" in summary:
+        t = summary["tubespam"]
+        cells = "  ".join(f"{n} {v['mcc']:.3f}/{v['published_mcc']:.3f}{'' if v['pass'] else '!'}"
+                          for n, v in t["videos"].items())
+        print(f"  TubeSpam MCC (ours/published): {cells}  -> {'PASS' if t['pass'] else 'FAIL'}")
+    if "sms" in summary:
+        s = summary["sms"]
+        print(f"  SMS: MCC {s['mcc']:.3f}/0.893, blocked ham {s['blocked_ham']:.2%}/0.18%, "
+              f"spam caught {s['spam_caught']:.1%}/83.1%  -> {'PASS' if s['pass'] else 'FAIL'}")
+    if "lovo" in summary:
+        lo = summary["lovo"]
+        cells = "  ".join(f"{n} {v['mcc']:.3f}" for n, v in lo["videos"].items())
+        print(f"  leave-one-video-out MCC: {cells}  mean {lo['mean_mcc']:.3f} (target >= "
+              f"{lo['target_mean_mcc']})  -> {'PASS' if lo['pass'] else 'FAIL'}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import train
+    from . import datasets, train
 
     started = time.perf_counter()
+    if args.streaming:
+        from . import streaming
+
+        files = args.data or []
+        if not files:
+            raise CLIError("--streaming needs at least one --data FILE (JSONL or CSV)")
+        version, metadata = streaming.train_streaming(
+            args.models_dir, files, chunk_size=args.chunk_size, progress=_say
+        )
+        print(f"trained streaming model {version} in {metadata['training_seconds']:.1f}s on "
+              f"{metadata['data']['n_texts']} texts; saved to {Path(args.models_dir) / version}")
+        return 0
+    bar = _progress_bar(3, "training")
     version, model, metadata = train.train_model(
-        args.models_dir, extra=args.data or (), quick=args.quick, progress=_say
+        args.models_dir, extra=args.data or (), quick=args.quick,
+        progress=lambda m: (bar.set_postfix_str(m[:40]), bar.update(1)),
     )
+    bar.update(1)
+    bar.close()
     cv = metadata["cv"]["metrics"]
-    print(f"trained model {version} in {metadata['training_seconds']:.1f}s "
-          f"on {metadata['data']['n_texts']} texts ({metadata['data']['n_spam']} spam)")
-    print(f"  C={model.params['C']}  thresholds: publish < {model.publish_below:.3f}, "
-          f"reject >= {model.reject_at:.3f}")
-    print(f"  grouped CV: MCC {cv['mcc']:.3f}  ROC AUC {cv['roc_auc']:.4f}  "
-          f"ham rejected {cv['ham_rejected']:.2%}  spam published {cv['spam_published']:.2%}  "
-          f"queued {cv['queue_share']:.1%}")
-    print(f"  saved to {Path(args.models_dir) / version}")
+    lines = [
+        f"trained model {version} in {metadata['training_seconds']:.1f}s "
+        f"on {metadata['data']['n_texts']} texts ({metadata['data']['n_spam']} spam)",
+        f"  C={model.params['C']}  thresholds: publish < {model.publish_below:.3f}, "
+        f"reject >= {model.reject_at:.3f}",
+        f"  grouped CV: MCC {cv['mcc']:.3f}  ROC AUC {cv['roc_auc']:.4f}  "
+        f"ham rejected {cv['ham_rejected']:.2%}  spam published {cv['spam_published']:.2%}  "
+        f"queued {cv['queue_share']:.1%}",
+        f"  saved to {Path(args.models_dir) / version}",
+    ]
+    print("\n".join(lines))
+    if not args.no_report:
+        corpus = datasets.load_shipped()
+        for path in args.data or ():
+            corpus.extend(datasets.load_labelled(path))
+        done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+        _print_protocols(done["summary"])
+        print(f"  report: {done['report'] / 'report.md'}")
+    from moderation import model_registry
+
+    current = model_registry.current_from_file(args.models_dir)
+    if current == version:
+        print("  this is the first model: it is now current")
+    else:
+        print(f"  current is still {current}; `python -m training promote {version}` to switch")
     print(f"  total {time.perf_counter() - started:.1f}s")
     return 0
 
@@ -71,23 +147,163 @@ def cmd_ensure_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis():
+    """REDIS_URL, else the service's embedded server under var/redis (started if needed)."""
+    from moderation.redis_store import connect
+
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        from moderation.embedded_redis import EmbeddedRedis
+
+        var_dir = Path(os.environ.get("MODERATION_VAR_DIR") or PROJECT_ROOT / "var")
+        url = EmbeddedRedis(var_dir / "redis").start()
+    client = connect(url)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any connection failure is one clear line
+        raise CLIError(f"cannot reach Redis at {url}: {exc}") from None
+    return client
+
+
+def _current(models_dir: Path, client=None) -> str | None:
+    from moderation import model_registry
+
+    return model_registry.current_from_redis(client) or model_registry.current_from_file(models_dir)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from moderation import model_registry
 
     versions = model_registry.list_versions(args.models_dir)
     if not versions:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
-    current = model_registry.current_from_file(args.models_dir)
-    print(f"{'':2}{'version':<24} {'created':<26} {'CV MCC':>7} {'queue':>7} "
-          f"{'publish<':>9} {'reject>=':>9}")
+    client = _redis() if os.environ.get("REDIS_URL") else None
+    current = _current(args.models_dir, client)
+    print(f"{'':2}{'version':<24} {'created':<26} {'CV MCC':>7} {'queue':>7} {'TubeSpam':>9} "
+          f"{'SMS':>6} {'LOVO':>6}")
+    nan = float("nan")
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
         cv = meta.get("cv", {}).get("metrics", {})
-        th = meta.get("thresholds", {})
+        key = meta.get("evaluation", {}).get("key", {})
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {cv.get('mcc', float('nan')):>7.3f} "
-              f"{cv.get('queue_share', float('nan')):>7.1%} {th.get('publish_below', 0):>9.3f} "
-              f"{th.get('reject_at', 0):>9.3f}")
+        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {cv.get('mcc', nan):>7.3f} "
+              f"{cv.get('queue_share', nan):>7.1%} {key.get('tubespam_mean_mcc', nan):>9.3f} "
+              f"{key.get('sms_mcc', nan):>6.3f} {key.get('lovo_mean_mcc', nan):>6.3f}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from moderation import model_registry
+
+    from . import registry
+
+    registry.require_version(args.models_dir, args.version)
+    client = _redis()
+    current = _current(args.models_dir, client)
+    if current and current != args.version and not args.force:
+        worse = registry.compare(args.models_dir, args.version, current)
+        if worse:
+            raise CLIError(f"refusing to promote {args.version}: worse than current {current} "
+                           f"({'; '.join(worse)}); use --force to promote anyway")
+    previous = registry.promote(args.models_dir, args.version, client)
+    meta = model_registry.read_metadata(args.models_dir, args.version)
+    print(f"promoted {args.version} (was {previous or 'none'}); running workers switch within "
+          f"MODEL_RELOAD_SECONDS. thresholds: publish < {meta['thresholds']['publish_below']:.3f}, "
+          f"reject >= {meta['thresholds']['reject_at']:.3f}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from . import registry
+
+    client = _redis()
+    old, new = registry.rollback(args.models_dir, client)
+    print(f"rolled back {old} -> {new}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from moderation.scoring import load_scorer
+
+    from . import datasets, evaluate
+
+    if args.data is None:
+        return _evaluate_version(args)
+    corpus = datasets.load_labelled(args.data)
+    client = _redis() if os.environ.get("REDIS_URL") else None
+    scorer = load_scorer(args.models_dir, args.version, client=client)
+    proba = np.empty(len(corpus))
+    bar = _progress_bar(len(corpus), "scoring")
+    for start in range(0, len(corpus), 1000):
+        chunk = corpus.texts[start : start + 1000]
+        proba[start : start + len(chunk)] = scorer.score_batch(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    m = evaluate.metrics(corpus.y, proba, scorer.publish_below, scorer.reject_at)
+    out = {
+        "model_version": scorer.version,
+        "data": str(args.data),
+        "thresholds": {"publish_below": scorer.publish_below, "reject_at": scorer.reject_at},
+        "n": m["n"], "n_spam": m["n_spam"],
+        "mcc": m["mcc"], "f1": m["f1"], "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
+        "ham_rejected": m["blocked_ham"], "ham_queued": m["ham_queued"],
+        "spam_published": m["spam_published"], "spam_queued": m["spam_queued"],
+    }
+    print(f"model {scorer.version} on {args.data} ({m['n']} texts, {m['n_spam']} spam)")
+    print(f"  MCC {m['mcc']:.3f}  F1 {m['f1']:.3f}  accuracy {m['accuracy']:.3f}  "
+          f"ROC AUC {m['roc_auc']:.4f}")
+    print(f"  ham: rejected {m['blocked_ham']:.2%}, queued {m['ham_queued']:.2%}   "
+          f"spam: published {m['spam_published']:.2%}, queued {m['spam_queued']:.2%}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        print(f"  written to {args.json}")
+    return 0
+
+
+def _evaluate_version(args: argparse.Namespace) -> int:
+    """Re-run the protocols with a version's settings and (re)write its report."""
+    from moderation import model_registry
+
+    from . import datasets, train
+
+    version = args.version or _current(args.models_dir)
+    if version is None:
+        raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
+    meta = model_registry.read_metadata(args.models_dir, version)
+    corpus = datasets.load_shipped()
+    # The report's CV plots need out-of-fold scores: recompute them with the saved C.
+    model = train.fit(corpus, quick=True, params=meta.get("params"))
+    model.publish_below = meta["thresholds"]["publish_below"]
+    model.reject_at = meta["thresholds"]["reject_at"]
+    done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+    print(f"evaluated {version}")
+    _print_protocols(done["summary"])
+    print(f"  report: {done['report'] / 'report.md'}")
+    return 0
+
+
+def cmd_export_decisions(args: argparse.Namespace) -> int:
+    from . import decisions
+
+    client = _redis()
+    counts = decisions.export(client, args.out, since=args.since)
+    print(f"exported {counts['written']} decisions ({counts['spam']} spam, {counts['ham']} ham) "
+          f"to {args.out}; skipped {counts['skipped']} without a spam/ham label")
+    return 0
+
+
+def cmd_shadow(args: argparse.Namespace) -> int:
+    from . import decisions
+
+    client = _redis()
+    result = decisions.shadow(args.models_dir, args.version, client, last=args.last)
+    print(decisions.render_shadow(result, top=args.show))
     return 0
 
 
@@ -103,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-dir", type=Path, default=default_models_dir(),
         help="folder holding one sub-folder per model version (default: $MODELS_DIR or ./models)",
     )
+    parser.add_argument(
+        "--reports-dir", type=Path, default=default_reports_dir(),
+        help="where evaluation reports go (default: $REPORTS_DIR or ./reports)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a new version on the shipped data (+ --data files)",
@@ -114,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra labelled JSONL/CSV file (text, label[, source]); repeatable")
     p.add_argument("--quick", action="store_true",
                    help="skip the hyper-parameter search (a few seconds; for tests)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the evaluation protocols and the report (much faster)")
+    p.add_argument("--streaming", action="store_true",
+                   help="out-of-core training on the --data files only: hashed features and "
+                   "an incremental linear model over chunks (bounded memory, for large corpora)")
+    p.add_argument("--chunk-size", type=int, default=20000, metavar="N",
+                   help="texts per chunk with --streaming (default 20000)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ensure-model", help="train a quick first model only if none exists",
@@ -124,6 +351,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list model versions with their key metrics",
                        description="Versions oldest first; * marks the current one.")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("evaluate", help="score a labelled file, or re-run the protocols",
+                       description="With --data: score a labelled JSONL/CSV file (text, label; "
+                       "label 1/spam for spam) with the current model (or --version) and its "
+                       "thresholds; print MCC, F1, accuracy, ROC AUC and the shares of ham "
+                       "rejected/queued and spam published/queued. Without --data: re-run the "
+                       "three protocols for a version and rewrite reports/<version>/.")
+    p.add_argument("--data", type=Path, metavar="FILE", help="labelled JSONL or CSV file")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics here")
+    p.add_argument("--version", help="model version (default: the current one)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export-decisions", help="export moderators' decisions as labelled JSONL",
+                       description="Read the decision log (Redis stream mod:decisions; REDIS_URL "
+                       "or the embedded server under var/redis) and write text/label/source JSONL "
+                       "usable with `train --data`.")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL file to write")
+    p.add_argument("--since", metavar="ENTRY_ID", default="-",
+                   help="only entries after this stream id (default: all)")
+    p.set_defaults(func=cmd_export_decisions)
+
+    p = sub.add_parser("promote", help="make a version current in every running worker",
+                       description="Record VERSION as current in Redis (and models/CURRENT); "
+                       "workers switch within MODEL_RELOAD_SECONDS. Refused when VERSION is "
+                       "worse than the current model on the evaluation protocols.")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--force", action="store_true", help="promote even if it looks worse")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="return to the previously current version",
+                       description="Make the version that was current before the last promote "
+                       "current again.")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("shadow", help="compare a candidate with the current model on decisions",
+                       description="Score the last N moderator decisions with the current model "
+                       "and VERSION and report where their verdicts disagree and which agrees "
+                       "more with the moderators.")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--last", type=int, default=500, metavar="N", help="decisions to use (500)")
+    p.add_argument("--show", type=int, default=10, metavar="K", help="disagreements to list")
+    p.set_defaults(func=cmd_shadow)
     return parser
 
 

@@ -168,3 +168,38 @@ def rollback(models_dir: str | Path, client: redis.Redis) -> tuple[str, str]:
     pipe.execute()
     write_current_file(models_dir, target)
     return current or "", target
+
+
+def update_metadata(models_dir: str | Path, version: str, updates: dict[str, Any]) -> None:
+    """Merge ``updates`` into a version's metadata.json (temp file + rename)."""
+    require_version(models_dir, version)
+    path = model_registry.version_dir(models_dir, version) / METADATA
+    data = model_registry.read_metadata(models_dir, version)
+    data.update(updates)
+    tmp = path.with_name(f".{METADATA}.{secrets.token_hex(4)}")
+    _write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+#: A candidate may be this much lower on a key metric before it counts as worse (noise).
+TOLERANCE = 0.005
+
+
+def compare(models_dir: str | Path, candidate: str, current: str) -> list[str]:
+    """Reasons ``candidate`` is worse than ``current`` on the evaluation protocols ([] if not).
+
+    A candidate never evaluated is worse by definition (nothing shows it is not).
+    """
+    cand = model_registry.read_metadata(models_dir, candidate).get("evaluation", {}).get("key")
+    if not cand:
+        return [f"{candidate} has no evaluation: run `python -m training evaluate --version "
+                f"{candidate}`"]
+    try:
+        cur = model_registry.read_metadata(models_dir, current).get("evaluation", {}).get("key")
+    except ModelNotFound:
+        return []
+    reasons = []
+    for name, value in (cur or {}).items():
+        if name in cand and cand[name] < value - TOLERANCE:
+            reasons.append(f"{name} {cand[name]:.3f} < {value:.3f}")
+    return reasons

@@ -37,6 +37,7 @@ def fit(
     corpus: Corpus,
     *,
     quick: bool = False,
+    params: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     n_jobs: int = 2,
 ) -> pipeline.TrainedModel:
@@ -46,6 +47,7 @@ def fit(
         corpus.texts,
         corpus.labels,
         corpus.groups(),
+        params=params,
         c_grid=None if quick else pipeline.C_GRID,
         progress=progress,
         n_jobs=n_jobs,

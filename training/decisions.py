@@ -1,0 +1,120 @@
+"""The moderators' decision log as training data, and shadow tests against it.
+
+The log is the Redis stream ``keys.DECISIONS``; each entry has (at least) the fields
+``text`` and ``label`` ("spam" | "ham"), plus moderator, time, score, model_version,
+reason and comment_id. Undone decisions are deleted from the stream by the queue, so
+every entry read here is a decision that stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from moderation import keys
+from moderation.scoring import load_scorer
+
+from .datasets import Corpus, write_jsonl
+
+PAGE = 1000
+EXTRA_FIELDS = ("comment_id", "moderator", "time", "model_version", "score")
+
+
+def iter_decisions(
+    client: redis.Redis, since: str = "-"
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(entry id, fields) of every decision after ``since``, oldest first, page by page."""
+    start = since if since == "-" else f"({since}"
+    while True:
+        page = client.xrange(keys.DECISIONS, start, "+", count=PAGE)
+        if not page:
+            return
+        yield from page
+        start = f"({page[-1][0]}"
+
+
+def export(client: redis.Redis, out: Path, since: str = "-") -> dict[str, int]:
+    """Write labelled JSONL (text, label, source + provenance) of the decision log."""
+    corpus = Corpus()
+    extra: list[dict[str, Any]] = []
+    skipped = 0
+    for entry_id, fields in iter_decisions(client, since):
+        label = fields.get("label", "").strip().lower()
+        text = fields.get("text")
+        if label not in ("spam", "ham") or text is None:
+            skipped += 1
+            continue
+        corpus.texts.append(text)
+        corpus.labels.append(1 if label == "spam" else 0)
+        corpus.sources.append("decisions")
+        extra.append({"entry_id": entry_id, **{k: fields[k] for k in EXTRA_FIELDS if k in fields}})
+    write_jsonl(corpus, out, extra)
+    return {"written": len(corpus), "spam": sum(corpus.labels),
+            "ham": len(corpus) - sum(corpus.labels), "skipped": skipped}
+
+
+def last_decisions(client: redis.Redis, last: int) -> list[tuple[str, int]]:
+    """(text, label) of the ``last`` newest spam/ham decisions, oldest first."""
+    rows = client.xrevrange(keys.DECISIONS, "+", "-", count=max(last, 0))
+    out = []
+    for _, fields in reversed(rows):
+        label = fields.get("label", "").strip().lower()
+        if label in ("spam", "ham") and fields.get("text") is not None:
+            out.append((fields["text"], 1 if label == "spam" else 0))
+    return out
+
+
+def shadow(models_dir: Path, candidate: str, client: redis.Redis, last: int = 500) -> dict:
+    """Score the last decisions with the current model and ``candidate``; compare."""
+    current = load_scorer(models_dir, client=client)
+    other = load_scorer(models_dir, candidate)
+    rows = last_decisions(client, last)
+    if not rows:
+        return {"current": current.version, "candidate": other.version, "n": 0}
+    texts = [t for t, _ in rows]
+    y = np.array([label for _, label in rows])
+    result: dict[str, Any] = {"current": current.version, "candidate": other.version,
+                              "n": len(rows), "n_spam": int(y.sum())}
+    verdicts = {}
+    for name, scorer in (("current", current), ("candidate", other)):
+        proba = scorer.score_batch(texts)
+        verdict = [scorer.verdict(float(p))[0] for p in proba]
+        verdicts[name] = (proba, verdict)
+        # Agreement with the moderators: rejecting spam and publishing ham are right;
+        # a hold is neither right nor wrong (a moderator looks at it).
+        wrong = sum(1 for v, lab in zip(verdict, y, strict=True)
+                    if (v == "reject" and lab == 0) or (v == "publish" and lab == 1))
+        result[name + "_wrong"] = wrong
+        result[name + "_held"] = verdict.count("hold")
+    disagreements = [
+        {"text": texts[i][:80], "label": "spam" if y[i] else "ham",
+         "current": f"{verdicts['current'][1][i]} {verdicts['current'][0][i]:.2f}",
+         "candidate": f"{verdicts['candidate'][1][i]} {verdicts['candidate'][0][i]:.2f}",
+         "gap": abs(float(verdicts["candidate"][0][i] - verdicts["current"][0][i]))}
+        for i in range(len(texts)) if verdicts["current"][1][i] != verdicts["candidate"][1][i]
+    ]
+    disagreements.sort(key=lambda d: d["gap"], reverse=True)
+    result["disagreements"] = disagreements
+    return result
+
+
+def render_shadow(result: dict, top: int = 10) -> str:
+    if not result["n"]:
+        return (f"no moderator decisions to compare {result['current']} and "
+                f"{result['candidate']} on")
+    lines = [
+        f"shadow test on the last {result['n']} decisions ({result['n_spam']} spam)",
+        f"  current   {result['current']}: wrong {result['current_wrong']}, held "
+        f"{result['current_held']}",
+        f"  candidate {result['candidate']}: wrong {result['candidate_wrong']}, held "
+        f"{result['candidate_held']}",
+        f"  verdicts differ on {len(result['disagreements'])} comments",
+    ]
+    for d in result["disagreements"][:top]:
+        lines.append(f"    [{d['label']:>4}] current {d['current']:<12} candidate "
+                     f"{d['candidate']:<12} {d['text']!r}")
+    return "\n".join(lines)
