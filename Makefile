@@ -29,6 +29,7 @@ train: install  ## retrain from the shipped data and write reports/<version>/
 	$(BIN)/python -m training train
 
 bench: install  ## benchmarks against same-run baselines; table in bench/results/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
