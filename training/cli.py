@@ -51,7 +51,7 @@ def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, cor
     """Run the protocols for ``version``'s settings, write its report, record the result."""
     from . import evaluate, registry, train
 
-    bar = _progress_bar(9, "evaluating protocols")
+    bar = _progress_bar(evaluate.PROTOCOL_STEPS, "evaluating protocols")
     results = evaluate.run_protocols(params=model.params, progress=lambda m: (
         bar.set_postfix_str(m), bar.update(1)))
     bar.close()

@@ -183,12 +183,13 @@ def _fold_matrices(counts: _Counts, train: np.ndarray, test: np.ndarray, params:
     Equivalent to fitting the TF-IDF vectorizers per fold (vocabulary and idf from the
     training rows only), without tokenizing every document once per fold.
     """
+    fitted = [
+        (matrix, *_tfidf_block(matrix, train, min_df))
+        for matrix, min_df in ((counts.word, 1), (counts.char, params["char_min_df"]))
+    ]
     out = []
     for rows in (train, test):
-        blocks = []
-        for matrix, min_df in ((counts.word, 1), (counts.char, params["char_min_df"])):
-            keep, idf = _tfidf_block(matrix, train, min_df)
-            blocks.append(_tfidf_rows(matrix, rows, keep, idf))
+        blocks = [_tfidf_rows(matrix, rows, keep, idf) for matrix, keep, idf in fitted]
         blocks.append(sparse.csr_matrix(counts.signals[rows]))
         out.append(sparse.hstack(blocks, format="csr"))
     return out
@@ -214,31 +215,90 @@ def _fold_decisions(
     return out
 
 
-def grouped_cv(
-    texts: Sequence[str],
+@dataclass
+class Selection:
+    """What grouped CV chose on some training rows: C, calibrator, thresholds, OOF scores."""
+
+    C: float
+    calibrator: LogisticRegression
+    publish_below: float
+    reject_at: float
+    grid: list[dict[str, float]]
+    oof_proba: np.ndarray
+
+
+def select(
+    counts: _Counts,
     y: np.ndarray,
     groups: Sequence[str],
+    rows: np.ndarray,
     params: dict[str, Any],
-    c_grid: Sequence[float] = C_GRID,
+    c_grid: Sequence[float],
     n_splits: int = 5,
     n_jobs: int = 2,
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Out-of-fold decision values (one row per C) from grouped, stratified folds."""
-    texts = list(texts)
+) -> Selection:
+    """Grouped, stratified CV over ``rows`` only: choose C, calibrate, pick thresholds.
+
+    ``counts`` may cover more documents than ``rows`` (it is only an analysis cache):
+    each fold's vocabulary and idf come from that fold's training rows.
+    """
+    rows = np.asarray(rows)
+    y_rows = y[rows]
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    folds = list(splitter.split(np.zeros(len(texts)), y, groups))
-    counts = _analyse(texts, params)
+    folds = [
+        (rows[a], rows[b])
+        for a, b in splitter.split(np.zeros(len(rows)), y_rows, [groups[i] for i in rows])
+    ]
     # Threads: liblinear releases the GIL and the count matrices are shared, not copied.
     results = Parallel(n_jobs=n_jobs, prefer="threads")(
         delayed(_fold_decisions)(counts, y, train, test, params, c_grid, sample_weight)
         for train, test in folds
     )
-    oof = np.empty((len(c_grid), len(texts)))
+    position = {row: k for k, row in enumerate(rows.tolist())}
+    oof = np.empty((len(c_grid), len(rows)))
     for (_, test), decisions in zip(folds, results, strict=True):
-        oof[:, test] = decisions
-    return oof, folds
+        oof[:, [position[t] for t in test.tolist()]] = decisions
+    grid = []
+    for k, c in enumerate(c_grid):
+        proba = calibrate(fit_calibrator(oof[k], y_rows), oof[k])
+        grid.append({"C": c, "mcc": float(matthews_corrcoef(y_rows, proba >= 0.5)),
+                     "roc_auc": float(roc_auc_score(y_rows, oof[k]))})
+    best = max(range(len(c_grid)), key=lambda k: (grid[k]["mcc"], grid[k]["roc_auc"]))
+    calibrator = fit_calibrator(oof[best], y_rows)
+    oof_proba = calibrate(calibrator, oof[best])
+    publish_below, reject_at = choose_thresholds(oof_proba, y_rows)
+    return Selection(c_grid[best], calibrator, publish_below, reject_at, grid, oof_proba)
+
+
+def fit_and_score(
+    counts: _Counts,
+    y: np.ndarray,
+    groups: Sequence[str],
+    train: np.ndarray,
+    test: np.ndarray,
+    params: dict[str, Any] | None = None,
+    c_grid: Sequence[float] = C_GRID,
+    n_splits: int = 5,
+    n_jobs: int = 2,
+) -> tuple[Selection, np.ndarray]:
+    """Select on ``train`` by grouped CV, fit on all of ``train``, calibrated scores on ``test``.
+
+    Equivalent to :func:`train` on the training texts followed by ``predict_proba`` on the
+    test texts, without tokenizing anything again (the evaluation protocols use this).
+    """
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    chosen = select(counts, y, groups, train, params, list(c_grid), n_splits, n_jobs)
+    x_train, x_test = _fold_matrices(counts, np.asarray(train), np.asarray(test), params)
+    clf = build_classifier({**params, "C": chosen.C})
+    clf.fit(x_train, y[train])
+    return chosen, calibrate(chosen.calibrator, clf.decision_function(x_test))
+
+
+def analyse(texts: Sequence[str], params: dict[str, Any] | None = None) -> _Counts:
+    """Tokenize every text once (the cache :func:`select` and :func:`fit_and_score` use)."""
+    return _analyse(list(texts), {**DEFAULT_PARAMS, **(params or {})})
 
 
 def train(
@@ -265,32 +325,20 @@ def train(
     report = progress or (lambda message: None)
 
     report(f"grouped {n_splits}-fold cross-validation over C in {grid}")
-    oof, folds = grouped_cv(texts, y, groups, params, grid, n_splits, n_jobs, sample_weight)
-    per_c = []
-    for k, c in enumerate(grid):
-        calibrator = fit_calibrator(oof[k], y)
-        proba = calibrate(calibrator, oof[k])
-        per_c.append(
-            {
-                "C": c,
-                "mcc": float(matthews_corrcoef(y, proba >= 0.5)),
-                "roc_auc": float(roc_auc_score(y, oof[k])),
-            }
-        )
-    best = max(range(len(grid)), key=lambda k: (per_c[k]["mcc"], per_c[k]["roc_auc"]))
-    params["C"] = grid[best]
-    calibrator = fit_calibrator(oof[best], y)
-    oof_proba = calibrate(calibrator, oof[best])
-    publish_below, reject_at = choose_thresholds(oof_proba, y)
+    counts = _analyse(texts, params)
+    chosen = select(counts, y, groups, np.arange(len(texts)), params, grid, n_splits, n_jobs,
+                    sample_weight)
+    params["C"] = chosen.C
 
     report(f"fitting the final model (C={params['C']}) on {len(texts)} texts")
     pipeline = build_pipeline(params)
     pipeline.fit(texts, y, clf__sample_weight=sample_weight)
     cv = {
         "n_splits": n_splits,
-        "grid": per_c,
+        "grid": chosen.grid,
         "best_C": params["C"],
-        "oof_proba": oof_proba,  # kept in memory for reports; not written to metadata
+        "oof_proba": chosen.oof_proba,  # kept in memory for reports; not written to metadata
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return TrainedModel(pipeline, calibrator, publish_below, reject_at, params, cv)
+    return TrainedModel(pipeline, chosen.calibrator, chosen.publish_below, chosen.reject_at,
+                        params, cv)

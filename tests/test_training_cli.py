@@ -1,0 +1,194 @@
+"""The operator CLI against a real Redis: errors, export-decisions, promote/rollback, shadow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moderation import keys
+from training import cli
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def copy_version(models_dir: Path, version: str, dest: Path, new_version: str,
+                 key: dict | None = None) -> str:
+    """A second version: same artifact, new id, and (optionally) recorded protocol scores."""
+    target = dest / new_version
+    shutil.copytree(models_dir / version, target)
+    meta = json.loads((target / "metadata.json").read_text())
+    meta["version"] = new_version
+    if key is not None:
+        meta["evaluation"] = {"key": key}
+    (target / "metadata.json").write_text(json.dumps(meta))
+    return new_version
+
+
+@pytest.fixture
+def models(models_dir, tmp_path) -> tuple[Path, str, str]:
+    """A models folder with a current version and a better candidate."""
+    base = (models_dir / "CURRENT").read_text().strip()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    old = copy_version(models_dir, base, folder, "20000101-000000-aaaaaa",
+                       {"tubespam_mean_mcc": 0.90, "sms_mcc": 0.93, "lovo_mean_mcc": 0.85})
+    new = copy_version(models_dir, base, folder, "20000101-000001-bbbbbb",
+                       {"tubespam_mean_mcc": 0.91, "sms_mcc": 0.94, "lovo_mean_mcc": 0.86})
+    (folder / "CURRENT").write_text(old + "\n")
+    return folder, old, new
+
+
+@pytest.fixture
+def env(monkeypatch, redis_url, redis_client):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    return redis_client
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, pattern: str) -> None:
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert pattern in lines[0], lines[0]
+
+
+def test_help_explains_every_command():
+    out = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=PROJECT,
+                         capture_output=True, text=True, check=True).stdout
+    for command in ("train", "evaluate", "export-decisions", "promote", "rollback", "list",
+                    "shadow"):
+        assert command in out
+    train_help = subprocess.run([sys.executable, "-m", "training", "train", "--help"],
+                                cwd=PROJECT, capture_output=True, text=True, check=True).stdout
+    assert "--streaming" in train_help and "--data" in train_help
+
+
+def test_bad_data_exits_non_zero_with_one_line_in_a_subprocess(tmp_path, models):
+    folder, _, _ = models
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,perhaps\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--models-dir", str(folder), "evaluate", "--data",
+         str(bad)], cwd=PROJECT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {bad}: row 2: unknown label 'perhaps' " \
+                                    "(expected spam/ham or 1/0)"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (None, "no such file"),
+        ("", "empty file"),
+        ("body,label\nx,1\n", "missing column(s) text"),
+        ("text,label\nx,1\ny,1\n", "only spam examples"),
+    ],
+)
+def test_evaluate_bad_files(capsys, tmp_path, models, content, pattern):
+    folder, _, _ = models
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    code, _, err = run(capsys, "--models-dir", folder, "evaluate", "--data", path)
+    one_line_error(code, err, pattern)
+
+
+def test_evaluate_writes_the_metrics(capsys, tmp_path, models):
+    folder, old, _ = models
+    data = tmp_path / "labelled.jsonl"
+    rows = [{"text": "Check out my channel http://bit.ly/x subscribe!!!", "label": "spam"},
+            {"text": "Subscribe to my channel for free gift cards", "label": 1},
+            {"text": "This song reminds me of summer 2012", "label": "ham"},
+            {"text": "Her voice in the chorus is amazing", "label": 0}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out_json = tmp_path / "out" / "metrics.json"
+    code, out, _ = run(capsys, "--models-dir", folder, "evaluate", "--data", data, "--json",
+                       out_json)
+    assert code == 0
+    metrics = json.loads(out_json.read_text())
+    assert metrics["model_version"] == old
+    for name in ("mcc", "f1", "accuracy", "roc_auc", "ham_rejected", "ham_queued",
+                 "spam_published", "spam_queued"):
+        assert 0.0 <= metrics[name] <= 1.0 or name == "mcc"
+    assert metrics["n"] == 4 and metrics["n_spam"] == 2
+    assert "MCC" in out
+
+
+def test_export_decisions_reads_the_stream(capsys, tmp_path, env):
+    entries = [
+        {"text": "free money http://x.co", "label": "spam", "moderator": "ann"},
+        {"text": "lovely article", "label": "ham", "moderator": "bob"},
+        {"text": "off topic rant", "label": "off_topic", "moderator": "ann"},
+    ]
+    for i, fields in enumerate(entries):
+        env.xadd(keys.DECISIONS, {**fields, "time": str(1700000000 + i), "score": "0.5",
+                                  "model_version": "v1", "reason": "x", "comment_id": f"c{i}"})
+    out_file = tmp_path / "decisions.jsonl"
+    code, out, _ = run(capsys, "export-decisions", "--out", out_file)
+    assert code == 0
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [(r["text"], r["label"]) for r in rows] == [("free money http://x.co", "spam"),
+                                                       ("lovely article", "ham")]
+    assert rows[0]["comment_id"] == "c0" and rows[0]["source"] == "decisions"
+    assert "exported 2 decisions" in out and "skipped 1" in out
+    # The export is valid training input.
+    from training.datasets import load_labelled
+
+    assert load_labelled(out_file).labels == [1, 0]
+
+
+def test_promote_refuses_a_worse_model_unless_forced(capsys, models, env):
+    folder, old, new = models
+    code, out, _ = run(capsys, "--models-dir", folder, "promote", new)
+    assert code == 0 and f"promoted {new}" in out
+    assert env.get(keys.MODEL_CURRENT) == new
+    # Going back to the worse one by promotion is refused ...
+    code, _, err = run(capsys, "--models-dir", folder, "promote", old)
+    one_line_error(code, err, f"refusing to promote {old}: worse than current {new}")
+    assert env.get(keys.MODEL_CURRENT) == new
+    # ... unless forced; rollback needs no force.
+    code, _, _ = run(capsys, "--models-dir", folder, "promote", old, "--force")
+    assert code == 0 and env.get(keys.MODEL_CURRENT) == old
+    code, out, _ = run(capsys, "--models-dir", folder, "rollback")
+    assert code == 0 and env.get(keys.MODEL_CURRENT) == new
+    assert (folder / "CURRENT").read_text().strip() == new
+
+
+def test_promote_errors(capsys, models, env):
+    folder, old, new = models
+    code, _, err = run(capsys, "--models-dir", folder, "promote", "20990101-000000-ffffff")
+    one_line_error(code, err, "unknown model version '20990101-000000-ffffff'")
+    (folder / new / "model.skops").write_bytes(b"corrupt")
+    code, _, err = run(capsys, "--models-dir", folder, "promote", new, "--force")
+    one_line_error(code, err, "checksum does not match")
+    assert env.get(keys.MODEL_CURRENT) is None  # nothing half-promoted
+    assert (folder / "CURRENT").read_text().strip() == old
+    code, _, err = run(capsys, "--models-dir", folder, "rollback")
+    one_line_error(code, err, "no previous model version")
+
+
+def test_list_and_shadow(capsys, models, env):
+    folder, old, new = models
+    code, out, _ = run(capsys, "--models-dir", folder, "list")
+    assert code == 0 and old in out and new in out
+    assert f"* {old}" in out
+    for text, label in (("WIN a free iPhone now at http://bit.ly/x", "spam"),
+                        ("great song", "ham")):
+        env.xadd(keys.DECISIONS, {"text": text, "label": label})
+    code, out, _ = run(capsys, "--models-dir", folder, "shadow", new, "--last", "10")
+    assert code == 0
+    assert "shadow test on the last 2 decisions" in out
+    # Same artifact under two ids: they must agree everywhere.
+    assert "verdicts differ on 0 comments" in out

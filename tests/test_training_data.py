@@ -1,0 +1,130 @@
+"""Loaders for shipped data and labelled files, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training import datasets, evaluate, pipeline
+from training.datasets import DataError
+
+
+def test_shipped_youtube_uses_content_only_and_keeps_every_row():
+    corpus = datasets.load_youtube()
+    assert len(corpus) == 350 + 350 + 438 + 448
+    assert sum(corpus.labels) == 175 + 175 + 236 + 245
+    # No DATE/AUTHOR leaks into the text: the first Psy row is its CONTENT exactly.
+    assert corpus.texts[0] == "Huh, anyway check out this you[tube] channel: kobyoshi02"
+    assert all("2013-" not in t[:10] for t in corpus.texts[:5])
+    assert set(corpus.sources) == {f"youtube:{v}" for v in datasets.YOUTUBE_VIDEOS}
+
+
+def test_sms_splits_on_the_first_tab_and_survives_stray_quotes():
+    corpus = datasets.load_sms()
+    assert len(corpus) == 5574  # csv.reader would merge lines at stray quotes: 5,572
+    assert sum(corpus.labels) == 747
+    assert any('"' in t for t in corpus.texts)
+
+
+def test_duplicates_share_a_group_and_never_straddle_cv_folds():
+    corpus = datasets.load_youtube(videos=["LMFAO"])
+    groups = corpus.groups()
+    assert len(set(groups)) < len(groups)  # LMFAO has many exact duplicates
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
+    for train, test in splitter.split(np.zeros(len(groups)), corpus.y, groups):
+        assert not {groups[i] for i in train} & {groups[i] for i in test}
+
+
+def test_protocol_splits_follow_the_papers():
+    data = datasets.load_shipped()
+    y = data.y
+    rows = np.array(data.where("youtube:Psy"))
+    train, test = evaluate.tubespam_split(rows, y)
+    assert len(train) == 122 + 122 and len(test) == 53 + 53
+    # First 70% of each class in file order: every training row of a class precedes
+    # every test row of that class.
+    for label in (0, 1):
+        assert train[y[train] == label].max() < test[y[test] == label].min()
+    sms_train, sms_test = evaluate.sms_split(np.array(data.where("sms")))
+    assert len(sms_train) == 1674 and len(sms_test) == 3900
+    assert sms_train.max() < sms_test.min()
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_labelled_jsonl_and_csv(tmp_path):
+    jsonl = write(tmp_path / "a.jsonl", '{"text": "buy now", "label": "spam"}\n'
+                  '{"text": "nice post", "label": 0, "source": "blog"}\n')
+    csv_file = write(tmp_path / "b.csv", "text,label\nbuy now,1\nnice post,ham\n")
+    for path in (jsonl, csv_file):
+        corpus = datasets.load_labelled(path)
+        assert corpus.texts == ["buy now", "nice post"]
+        assert corpus.labels == [1, 0]
+    assert datasets.load_labelled(jsonl).sources[1] == "blog"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jsonl", "", r"empty\.jsonl: empty file"),
+        ("cols.csv", "body,class\nx,1\n", r"cols\.csv: missing column\(s\) label, text"),
+        ("label.csv", "text,label\nx,spam\ny,maybe\n", r"label\.csv: row 3: unknown label 'maybe'"),
+        ("bad.jsonl", '{"text": "x", "label": 1}\n{oops\n', r"bad\.jsonl: line 2: invalid JSON"),
+        ("field.jsonl", '{"text": "x"}\n', r"field\.jsonl: line 1: missing field\(s\) label"),
+        ("one.csv", "text,label\nx,spam\ny,1\n", r"one\.csv: only spam examples"),
+    ],
+)
+def test_bad_labelled_files_give_one_line_errors(tmp_path, name, content, message):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError, match=message) as info:
+        datasets.load_labelled(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: no such file"):
+        datasets.load_labelled(tmp_path / "nope.csv")
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"text,label\n\xe9t\xe9,spam\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        datasets.load_labelled(path)
+
+
+def test_write_jsonl_round_trips(tmp_path):
+    corpus = datasets.Corpus(["a \"quoted\"\ttext", "b"], [1, 0], ["x", "y"])
+    datasets.write_jsonl(corpus, tmp_path / "out.jsonl")
+    back = datasets.load_labelled(tmp_path / "out.jsonl")
+    assert (back.texts, back.labels, back.sources) == (corpus.texts, corpus.labels, corpus.sources)
+    assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["label"] == "spam"
+
+
+def test_fold_features_equal_a_pipeline_fitted_on_the_fold():
+    """The protocols' shortcut (tokenize once) gives exactly the per-fold TF-IDF features."""
+    corpus = datasets.load_youtube(videos=["Psy", "KatyPerry"])
+    params = dict(pipeline.DEFAULT_PARAMS)
+    counts = pipeline.analyse(corpus.texts, params)
+    train, test = np.arange(0, 500), np.arange(500, len(corpus))
+    _, x_test = pipeline._fold_matrices(counts, train, test, params)
+    features = pipeline.build_features(params).fit([corpus.texts[i] for i in train])
+    expected = features.transform([corpus.texts[i] for i in test])
+    assert x_test.shape == expected.shape
+    # Columns are ordered differently; compare each row's sorted values.
+    np.testing.assert_allclose(np.sort(x_test.toarray(), axis=1),
+                               np.sort(expected.toarray(), axis=1), atol=1e-12)
+
+
+def test_thresholds_respect_the_error_budgets():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(2000, int), np.ones(500, int)]
+    proba = np.clip(np.r_[rng.beta(1, 8, 2000), rng.beta(8, 1, 500)], 0, 1)
+    publish_below, reject_at = pipeline.choose_thresholds(proba, y)
+    assert np.mean(proba[y == 0] >= reject_at) <= 0.005
+    assert np.mean(proba[y == 1] < publish_below) <= 0.02
+    assert publish_below <= 0.5 <= reject_at
