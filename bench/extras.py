@@ -17,8 +17,8 @@ import time
 
 from .common import Row, Section
 
-SOLVER_FULL = {"train_n": 4000, "test_n": 300, "tesseract_n": 0, "render_n": 50,
-               "epochs": 8, "hidden": 128}
+SOLVER_FULL = {"train_n": 2000, "test_n": 200, "tesseract_n": 0, "render_n": 50,
+               "epochs": 6, "hidden": 128}
 SOLVER_QUICK = {"train_n": 60, "test_n": 10, "tesseract_n": 0, "render_n": 5,
                 "epochs": 2, "hidden": 32}
 

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, errors, redis_store, scoring, templating
+from . import captcha_audio, config, errors, redis_store, scoring, templating
 from .captcha import ChallengeStore, TextSource, random_text
 
 csrf = CSRFProtect()
@@ -37,11 +37,11 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
     redis_store.init_app(app)
-    app.extensions["captcha"] = ChallengeStore(
+    app.extensions["captcha"] = ChallengeStore.from_config(
         app.extensions["redis"],
-        ttl_seconds=app.config["CAPTCHA_TTL_SECONDS"],
-        length=app.config["CAPTCHA_LENGTH"],
+        app.config,
         text_source=challenge_text or random_text,
+        audio=captcha_audio.init_app(app),
     )
     scoring.init_app(app)
     csrf.init_app(app)

@@ -70,7 +70,27 @@ def from_environment() -> dict[str, Any]:
         "REJECT_AT": _optional_float("REJECT_AT"),
         # CAPTCHA.
         "CAPTCHA_TTL_SECONDS": _int("CAPTCHA_TTL_SECONDS", 600),
-        "CAPTCHA_LENGTH": _int("CAPTCHA_LENGTH", 6),
+        # Characters per challenge: a random length in [MIN, MAX] for each one.
+        "CAPTCHA_LENGTH_MIN": _int("CAPTCHA_LENGTH_MIN", 5),
+        "CAPTCHA_LENGTH_MAX": _int("CAPTCHA_LENGTH_MAX", 7),
+        # Wrong answers a challenge survives before it is gone (then a new image).
+        "CAPTCHA_MAX_ATTEMPTS": _int("CAPTCHA_MAX_ATTEMPTS", 3),
+        # Image difficulty (see moderation/captcha_image.py and the README's
+        # "CAPTCHA strength"): fonts (comma-separated TTF paths; empty = the ones
+        # shipped in moderation/fonts), font size range in px, and how much
+        # same-colour interference is drawn.
+        "CAPTCHA_FONTS": [p for p in os.environ.get("CAPTCHA_FONTS", "").split(",") if p.strip()],
+        "CAPTCHA_FONT_SIZE_MIN": _int("CAPTCHA_FONT_SIZE_MIN", 50),
+        "CAPTCHA_FONT_SIZE_MAX": _int("CAPTCHA_FONT_SIZE_MAX", 62),
+        "CAPTCHA_NOISE_LINES": _int("CAPTCHA_NOISE_LINES", 3),
+        "CAPTCHA_NOISE_STROKES": _int("CAPTCHA_NOISE_STROKES", 5),
+        "CAPTCHA_NOISE_DOTS": _int("CAPTCHA_NOISE_DOTS", 50),
+        "CAPTCHA_WIDTH": _int("CAPTCHA_WIDTH", 240),
+        "CAPTCHA_HEIGHT": _int("CAPTCHA_HEIGHT", 80),
+        # Audio CAPTCHA: the espeak-ng voice library (built by `flask --app moderation
+        # captcha build-voices`; empty = VAR_DIR/captcha-voices) and its white-noise level.
+        "CAPTCHA_VOICES_DIR": os.environ.get("CAPTCHA_VOICES_DIR", ""),
+        "CAPTCHA_AUDIO_NOISE": _int("CAPTCHA_AUDIO_NOISE", 24),
         # Input limits.
         "MAX_COMMENT_CHARS": _int("MAX_COMMENT_CHARS", 5000),
         "MAX_NAME_CHARS": _int("MAX_NAME_CHARS", 60),

@@ -6,7 +6,8 @@ Functions here only build names; no module spells a key by hand.
 ======================================  ======  ==========================================  ================
 key                                     type    content                                     lifetime
 ======================================  ======  ==========================================  ================
-mod:captcha:{challenge_id}              string  the CAPTCHA answer (upper case)             CAPTCHA_TTL; deleted on first check
+mod:captcha:{challenge_id}              hash    answer: the CAPTCHA text (upper case);      CAPTCHA_TTL_SECONDS; deleted when
+                                                attempts: checks spent so far               answered right or out of attempts
 mod:comment:{comment_id}                hash    one comment, see ``COMMENT_FIELDS``          permanent
 mod:article:{slug}:published            zset    comment ids published under an article,     permanent
                                                 score = creation time (epoch seconds)

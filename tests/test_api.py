@@ -23,7 +23,7 @@ def post(client, slug, body, answer=CAPTCHA_TEXT, **extra):
 
 def test_challenge_has_id_image_and_expiry_but_not_the_answer(client):
     challenge = new_challenge(client)
-    assert set(challenge) == {"id", "image_url", "expires_at"}
+    assert set(challenge) == {"id", "image_url", "audio_url", "expires_at"}
     assert CAPTCHA_TEXT not in str(challenge)
     image = client.get(challenge["image_url"])
     assert image.status_code == 200 and image.mimetype == "image/png"

@@ -83,15 +83,43 @@ def test_wrong_answer_keeps_text_and_shows_error_next_to_captcha(reader, redis_c
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
 
-def test_wrong_answer_ends_the_challenge(reader, redis_client):
+def test_wrong_answer_keeps_the_challenge_with_a_fresh_image(reader, redis_client):
+    # CAPTCHA_MAX_ATTEMPTS (3): a wrong answer re-renders the form with the same
+    # challenge, drawn afresh, so a misread character can be re-read; the right
+    # answer then goes through.
     page = reader.open_article().get_data(as_text=True)
     fields = reader.form_fields(page)
     data = {**fields, "body": HAM, "captcha_answer": "WRONG1", "action": "save"}
-    reader.client.post(f"/articles/{reader.slug}/comments", data=data)
-    data["captcha_answer"] = "K7PXWM"
-    retry = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
-    assert retry.status_code == 400
+    wrong = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+    html = wrong.get_data(as_text=True)
+    assert wrong.status_code == 400
+    again = reader.form_fields(html)
+    assert again["challenge_id"] == fields["challenge_id"]
+    image_url = f"/captcha/{fields['challenge_id']}.png"
+    assert f'src="{image_url}"' in html
+    assert reader.client.get(image_url).status_code == 200
+    retry = reader.client.post(
+        f"/articles/{reader.slug}/comments", data={**data, **again, "captcha_answer": "K7PXWM"}
+    )
+    assert retry.status_code == 303
     assert not redis_client.exists(keys.captcha(fields["challenge_id"]))
+
+
+def test_wrong_answers_end_the_challenge_after_the_attempt_limit(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    first = reader.form_fields(page)
+    fields = first
+    for _ in range(3):  # CAPTCHA_MAX_ATTEMPTS
+        data = {**fields, "body": HAM, "captcha_answer": "WRONG1", "action": "save"}
+        response = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+        assert response.status_code == 400
+        fields = reader.form_fields(response.get_data(as_text=True))
+    assert fields["challenge_id"] != first["challenge_id"]  # a new image to read
+    assert not redis_client.exists(keys.captcha(first["challenge_id"]))
+    late = {**fields, "challenge_id": first["challenge_id"], "body": HAM, "captcha_answer": "K7PXWM",
+            "action": "save"}
+    assert reader.client.post(f"/articles/{reader.slug}/comments", data=late).status_code == 400
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
 
 def test_reused_challenge_is_refused(reader, redis_client):

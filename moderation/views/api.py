@@ -1,6 +1,6 @@
 """The JSON API for pages that render comments with JavaScript.
 
-POST /api/v1/challenges                  -> 201 {id, image_url, expires_at}
+POST /api/v1/challenges                  -> 201 {id, image_url, audio_url, expires_at}
 GET  /api/v1/articles/<slug>/comments    -> 200 {comments, page, per_page, total, pages}
 POST /api/v1/articles/<slug>/comments    -> 201 published | 202 held | 422 rejected | 400 bad input
 GET  /api/v1/comments/<id>               -> 200 {id, article, status, created}
@@ -47,6 +47,7 @@ def new_challenge():
     body = {
         "id": challenge.id,
         "image_url": url_for("articles.captcha_image", challenge_id=challenge.id),
+        "audio_url": url_for("articles.captcha_audio", challenge_id=challenge.id),
         "expires_at": challenge.expires_at,
     }
     return no_store(jsonify(body)), 201

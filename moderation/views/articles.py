@@ -55,11 +55,14 @@ def render_article(
     form: dict | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    challenge_id: str | None = None,
 ):
     page = page_number(request.args.get("page"))
     per_page = current_app.config["COMMENTS_PER_PAGE"]
     listing = comments.list_published(get_redis(), article.slug, page, per_page)
-    challenge = get_challenges().issue()
+    # Keep the reader's challenge while it has attempts left (a fresh drawing of it
+    # is served on every image request); otherwise a new one.
+    challenge = get_challenges().live(challenge_id) or get_challenges().issue()
     html = render_template(
         "article.html",
         article=article,
@@ -108,7 +111,8 @@ def post_comment(slug: str):
     except ApiError as error:
         form.pop("captcha_answer", None)
         return render_article(
-            article, form=form, errors={error.field or "form": error.message}, status=error.status
+            article, form=form, errors={error.field or "form": error.message}, status=error.status,
+            challenge_id=form.get("challenge_id"),
         )
     flash(OUTCOME_MESSAGES[comment.status], comment.status)
     return redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
@@ -123,6 +127,19 @@ def captcha_image(challenge_id: str):
         )
     response = current_app.response_class(png, mimetype="image/png")
     return no_store(response)
+
+
+@bp.get("/captcha/<challenge_id>.wav")
+def captcha_audio(challenge_id: str):
+    """The challenge's characters spoken, for readers who cannot see the image."""
+    language = request.args.get("lang", "en")
+    wav = get_challenges().render_wav(challenge_id, language if language in ("en", "es") else "en")
+    if wav is None:
+        raise ApiError(
+            404, "unknown_challenge", "This CAPTCHA has expired or was already used.",
+            "challenge_id",
+        )
+    return no_store(current_app.response_class(wav, mimetype="audio/wav"))
 
 
 def handle_csrf_error(error: CSRFError):
