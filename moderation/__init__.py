@@ -10,7 +10,17 @@ from flask import Flask
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import captcha_audio, config, errors, redis_store, scoring, templating
+from . import (
+    captcha_audio,
+    config,
+    errors,
+    policies,
+    ratelimit,
+    redis_store,
+    scoring,
+    security_headers,
+    templating,
+)
 from .captcha import ChallengeStore, TextSource, random_text
 
 csrf = CSRFProtect()
@@ -47,6 +57,7 @@ def create_app(
     csrf.init_app(app)
     errors.init_app(app)
     templating.init_app(app)
+    policies.init_app(app)
 
     from .views import api, articles
 
@@ -54,6 +65,8 @@ def create_app(
     app.register_blueprint(articles.bp)
     app.register_blueprint(api.bp)
     app.register_error_handler(CSRFError, articles.handle_csrf_error)
+    ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
+    security_headers.init_app(app)
     return app
 
 

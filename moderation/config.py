@@ -107,4 +107,33 @@ def from_environment() -> dict[str, Any]:
         "LEASE_SECONDS": _float("LEASE_SECONDS", 600.0),
         # Groups of held comments per page of the moderator UI (and API default).
         "MODERATE_PER_PAGE": _int("MODERATE_PER_PAGE", 100),
+        # --- Abuse defenses (guards run before scoring; see moderation/guards.py) ---
+        # Minimum seconds between rendering the form and posting it; faster is a bot.
+        "MIN_FILL_SECONDS": _float("MIN_FILL_SECONDS", 3.0),
+        # What a too-fast (or unstamped) submission gets: "hold" or "reject".
+        "FILL_TIME_ACTION": os.environ.get("FILL_TIME_ACTION", "hold"),
+        # Oldest form stamp accepted (seconds); older forms count as unstamped.
+        "FORM_STAMP_MAX_AGE": _int("FORM_STAMP_MAX_AGE", 24 * 3600),
+        # Rate limits (Flask-Limiter syntax, on the Redis storage backend).
+        "RATE_LIMIT_PER_IP": os.environ.get("RATE_LIMIT_PER_IP", "5 per minute;60 per day"),
+        "RATE_LIMIT_PER_ARTICLE": os.environ.get("RATE_LIMIT_PER_ARTICLE", "60 per minute"),
+        "RATE_LIMIT_CHALLENGES": os.environ.get("RATE_LIMIT_CHALLENGES", "30 per minute"),
+        # Same normalized text again within this many seconds is a repeat post.
+        "REPEAT_WINDOW_SECONDS": _int("REPEAT_WINDOW_SECONDS", 3600),
+        # Operator-editable banned/suspect word lists (re-read when the file changes).
+        "WORD_LIST_PATH": os.environ.get(
+            "WORD_LIST_PATH", str(PROJECT_ROOT / "moderation" / "lists" / "words.txt")
+        ),
+        # More links than this in a comment holds it for review.
+        "MAX_LINKS": _int("MAX_LINKS", 2),
+        # CAPTCHA policy: "always", "remember" (signed cookie skips it for a while) or
+        # "adaptive" (score first; ask only when the comment is in the unsure band).
+        "CHALLENGE_POLICY": os.environ.get("CHALLENGE_POLICY", "always"),
+        "REMEMBER_SECONDS": _int("REMEMBER_SECONDS", 24 * 3600),
+        "REMEMBER_COMMENTS": _int("REMEMBER_COMMENTS", 5),
+        # Security headers: who may frame our pages (CSP frame-ancestors).
+        "FRAME_ANCESTORS": os.environ.get("FRAME_ANCESTORS", "'none'"),
+        # Retention in days for comments never published (0 = keep forever).
+        "RETENTION_REJECTED_DAYS": _int("RETENTION_REJECTED_DAYS", 30),
+        "RETENTION_HELD_DAYS": _int("RETENTION_HELD_DAYS", 0),
     }

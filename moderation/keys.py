@@ -128,3 +128,35 @@ def token(token_hash: str) -> str:
 # ---------------------------------------------------------------------------
 MODEL_CURRENT = f"{PREFIX}model:current"
 MODEL_HISTORY = f"{PREFIX}model:history"
+
+
+# ---------------------------------------------------------------------------
+# Abuse defenses (owned by guards / ratelimit / policies)
+#
+# mod:limits:LIMITER/...              Flask-Limiter's counters (its own layout under this
+#                                      prefix: ".../<scope>/<key>/<limit>"); keys are
+#                                      the keyed IP hash or the article slug, never a raw IP;
+#                                      lifetime = the limit's window
+# mod:repeat:ip:{ip_hash}:{digest}     string "1": this client posted this normalized text
+#                                      (digest = sha256 of text.normalize(body)); EX
+#                                      REPEAT_WINDOW_SECONDS
+# mod:repeat:article:{slug}:{digest}   string "1": this article got this normalized text;
+#                                      EX REPEAT_WINDOW_SECONDS
+# mod:pass:{token}                     string  comments left on a "remember" CAPTCHA pass
+#                                      (CHALLENGE_POLICY=remember); the signed HttpOnly
+#                                      cookie holds the token; EX REMEMBER_SECONDS, deleted
+#                                      when the count reaches 0
+# ---------------------------------------------------------------------------
+LIMITS_PREFIX = f"{PREFIX}limits"
+
+
+def repeat_by_ip(ip_hash: str, digest: str) -> str:
+    return f"{PREFIX}repeat:ip:{ip_hash}:{digest}"
+
+
+def repeat_by_article(slug: str, digest: str) -> str:
+    return f"{PREFIX}repeat:article:{slug}:{digest}"
+
+
+def captcha_pass(token: str) -> str:
+    return f"{PREFIX}pass:{token}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from .errors import ApiError
 
@@ -24,14 +24,25 @@ class CommentSubmission(BaseModel):
     body: StrictStr
     challenge_id: StrictStr = ""
     captcha_answer: StrictStr = ""
+    #: the honeypot (``guards.HONEYPOT_FIELD``): must stay empty
+    website: StrictStr = ""
+    #: the signed time the form was rendered (``guards.FormClock``)
+    form_token: StrictStr = ""
+
+
+#: Bidi embedding/override/isolate controls: they can make text display in another
+#: order than it is stored (e.g. a name that reads as someone else's). Dropped.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def clean_text(value: str) -> str:
-    """NFC-normalize and drop NUL/control characters (keeping newlines and tabs)."""
-    value = unicodedata.normalize("NFC", value)
+    """NFC-normalize; drop NUL/control chars (keeping newlines and tabs) and bidi overrides."""
+    value = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
     return "".join(
-        ch for ch in value if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    ).replace("\r\n", "\n")
+        ch for ch in value
+        if ch in "\n\t"
+        or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _BIDI_CONTROLS)
+    )
 
 
 _FIELD_LABELS = {
@@ -39,6 +50,8 @@ _FIELD_LABELS = {
     "body": "Comment",
     "challenge_id": "CAPTCHA challenge",
     "captcha_answer": "The characters shown in the image",
+    "website": "Leave-empty field",
+    "form_token": "Form time stamp",
 }
 
 
@@ -75,5 +88,34 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
             "body": body,
             "challenge_id": submission.challenge_id.strip()[:100],
             "captcha_answer": submission.captcha_answer.strip()[:100],
+            "website": submission.website[:200],
+            "form_token": submission.form_token.strip()[:200],
         }
     )
+
+
+class ListQuery(BaseModel):
+    """Query string of ``GET /api/v1/articles/<slug>/comments``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1, le=10_000)
+    per_page: int | None = Field(default=None, ge=1, le=100)
+
+
+_QUERY_MESSAGES = {
+    "page": "page must be a whole number from 1 to 10000.",
+    "per_page": "per_page must be a whole number from 1 to 100.",
+}
+
+
+def parse_list_query(args: Any) -> ListQuery:
+    """Validate paging parameters or raise ApiError(400) naming the parameter."""
+    data = {
+        name: args.get(name) for name in ("page", "per_page") if args.get(name) not in (None, "")
+    }
+    try:
+        return ListQuery.model_validate(data)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        raise ApiError(400, "invalid_field", _QUERY_MESSAGES[field], field) from None

@@ -1,8 +1,25 @@
-"""The path of one submitted comment: CAPTCHA, scoring, storage.
+"""The path of one submitted comment: CAPTCHA (per policy), guards, scoring, storage.
 
 Views (HTML form and JSON API) parse the request and call :func:`submit`; this
 module decides and stores. Validation happens before the CAPTCHA is consumed so a
-typo in the form does not cost the reader their image.
+typo in the form does not cost the reader their image; rate limits are checked
+before that (``ratelimit.py``).
+
+Order, always the same:
+
+1. the CAPTCHA, as ``CHALLENGE_POLICY`` says (``policies.py``): ``always`` checks it,
+   ``remember`` lets a valid pass stand in for it, ``adaptive`` checks it only if the
+   reader answered one (step 4 decides whether one is needed);
+2. the guards (``guards.py``): honeypot, fill time, repeat post, word lists, links;
+   the first reject wins, holds add up;
+3. the model's score;
+4. the stronger of the guards' outcome and the model's verdict decides the status.
+   Under ``adaptive`` a comment that would be held without a solved CAPTCHA is
+   refused with ``captcha_required`` (nothing stored) and the reader is asked for one;
+5. store, then remember the text for the repeat-post guard.
+
+A refusal (ApiError) stores nothing; a held or rejected comment is stored with its
+reason, so moderators see why.
 """
 
 from __future__ import annotations
@@ -16,6 +33,8 @@ from . import comments
 from .captcha import ChallengeStore
 from .comments import Comment
 from .errors import ApiError
+from .guards import HOLD, PASS, REJECT, Draft, GuardResult, Guards, more_severe
+from .policies import ADAPTIVE, ALWAYS, REMEMBER, PassStore
 from .schemas import CommentSubmission
 from .scoring import Scorer
 
@@ -29,6 +48,17 @@ CAPTCHA_FAILED = ApiError(
     "captcha_answer",
 )
 
+CAPTCHA_REQUIRED = ApiError(
+    400,
+    "captcha_required",
+    "One more step: please enter the characters shown in the image, then save again. "
+    "Your text has been kept.",
+    "captcha_answer",
+)
+
+_VERDICT_OF_OUTCOME = {PASS: "publish", HOLD: "hold", REJECT: "reject"}
+_OUTCOME_OF_VERDICT = {value: key for key, value in _VERDICT_OF_OUTCOME.items()}
+
 
 @dataclass(frozen=True)
 class Client:
@@ -36,6 +66,38 @@ class Client:
 
     ip_hash: str
     user_agent: str
+    #: the signed remember-pass cookie, if the browser sent one
+    captcha_pass: str | None = None
+
+
+@dataclass(frozen=True)
+class Protections:
+    """The abuse defenses configured for an app (``app.extensions["protections"]``)."""
+
+    guards: Guards
+    policy: str = ALWAYS
+    passes: PassStore | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stored comment, what decided it, and a new remember pass if one was earned."""
+
+    comment: Comment
+    guard: GuardResult
+    new_pass: str | None = None
+
+    @property
+    def code(self) -> str:
+        """Stable code for a rejection: the guard's, or ``rejected_as_spam`` (the model)."""
+        if self.guard.outcome == REJECT:
+            return self.guard.code
+        return "rejected_as_spam"
+
+
+def _check_captcha(challenges: ChallengeStore, submission: CommentSubmission) -> None:
+    if not challenges.verify(submission.challenge_id, submission.captcha_answer):
+        raise CAPTCHA_FAILED
 
 
 def submit(
@@ -46,15 +108,51 @@ def submit(
     article: str,
     submission: CommentSubmission,
     client: Client,
-) -> Comment:
-    """Check the CAPTCHA, score, store; return the stored comment.
+    protections: Protections,
+) -> Outcome:
+    """Check the CAPTCHA (per policy), run the guards, score, store.
 
-    Raises ApiError(400) when the CAPTCHA is wrong, unknown or expired; in that
-    case nothing is stored and the challenge is gone.
+    Raises ApiError(400) when the CAPTCHA is wrong, unknown, expired or (adaptive
+    policy) required; in that case nothing is stored.
     """
-    if not challenges.verify(submission.challenge_id, submission.captcha_answer):
-        raise CAPTCHA_FAILED
+    policy = protections.policy
+    solved = False
+    used_pass = False
+    if policy == ALWAYS:
+        _check_captcha(challenges, submission)
+        solved = True
+    elif policy == REMEMBER:
+        if protections.passes is not None and protections.passes.spend(client.captcha_pass):
+            used_pass = True
+        else:
+            _check_captcha(challenges, submission)
+            solved = True
+    elif policy == ADAPTIVE and submission.challenge_id:
+        _check_captcha(challenges, submission)
+        solved = True
+
+    draft = Draft(
+        article=article,
+        author=submission.author,
+        body=submission.body,
+        ip_hash=client.ip_hash,
+        honeypot=submission.website,
+        form_token=submission.form_token,
+    )
+    guard = protections.guards.run(draft)
     result = scorer.score(submission.body)
+    outcome = more_severe(guard.outcome, _OUTCOME_OF_VERDICT[result.verdict])
+    if policy == ADAPTIVE and outcome == HOLD and not solved:
+        log.info("comment on %s: CAPTCHA required (unsure)", article)
+        raise CAPTCHA_REQUIRED
+
+    model_outcome = _OUTCOME_OF_VERDICT[result.verdict]
+    if guard.outcome == model_outcome != PASS:
+        reason = f"{guard.reason} Model: {result.reason}".strip()
+    elif outcome == guard.outcome != PASS:
+        reason = guard.reason  # the guard is the stronger voice
+    else:
+        reason = result.reason  # the model alone, or the model is the stronger voice
     comment = comments.make_comment(
         article=article,
         author=submission.author,
@@ -64,12 +162,26 @@ def submit(
         score=result.spam_probability,
         model_version=result.model_version,
         verdict=result.verdict,
-        reason=result.reason,
+        reason=reason,
         explanation=result.explanation,
     )
+    comment.status = comments.VERDICT_TO_STATUS[_VERDICT_OF_OUTCOME[outcome]]
     comments.save(connection, comment)
+    protections.guards.remember(draft)
+
+    new_pass = None
+    if (
+        policy == REMEMBER
+        and solved
+        and not used_pass
+        and comment.status != comments.REJECTED
+        and protections.passes is not None
+        and protections.passes.uses > 0
+    ):
+        new_pass = protections.passes.issue()
     log.info(
-        "comment %s on %s: %s (score %.3f, model %s)",
+        "comment %s on %s: %s (score %.3f, model %s, guards %s)",
         comment.id, article, comment.status, comment.score, comment.model_version,
+        guard.guard or "pass",
     )
-    return comment
+    return Outcome(comment=comment, guard=guard, new_pass=new_pass)

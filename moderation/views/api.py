@@ -1,6 +1,8 @@
 """The JSON API for pages that render comments with JavaScript.
 
 POST /api/v1/challenges                  -> 201 {id, image_url, audio_url, expires_at}
+GET  /api/v1/form-token                  -> 200 {form_token, min_fill_seconds}
+GET  /api/v1/openapi.json                -> the OpenAPI document of this API
 GET  /api/v1/articles/<slug>/comments    -> 200 {comments, page, per_page, total, pages}
 POST /api/v1/articles/<slug>/comments    -> 201 published | 202 held | 422 rejected | 400 bad input
 GET  /api/v1/comments/<id>               -> 200 {id, article, status, created}
@@ -13,11 +15,18 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from .. import comments
 from ..articles import get_article
 from ..errors import ApiError
+from ..guards import HONEYPOT_FIELD
 from ..redis_store import get_redis
-from ..schemas import parse_submission
+from ..schemas import parse_list_query, parse_submission
 from ..scoring import get_scorer
 from ..submission import submit
-from .common import current_client, get_challenges, no_store, page_number
+from .common import (
+    current_client,
+    get_challenges,
+    get_protections,
+    no_store,
+    set_pass_cookie,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -33,7 +42,8 @@ def _require_article(slug: str) -> str:
 def _json_body() -> dict:
     if not request.is_json:
         raise ApiError(
-            415, "unsupported_media_type", "Send the comment as JSON (Content-Type: application/json)."
+            415, "unsupported_media_type",
+            "Send the comment as JSON (Content-Type: application/json).",
         )
     data = request.get_json(silent=True)
     if data is None:
@@ -53,15 +63,30 @@ def new_challenge():
     return no_store(jsonify(body)), 201
 
 
+@bp.get("/form-token")
+def form_token():
+    """A signed "form shown now" stamp: send it back as ``form_token`` with the comment."""
+    body = {
+        "form_token": current_app.extensions["form_clock"].stamp(),
+        "min_fill_seconds": current_app.config["MIN_FILL_SECONDS"],
+        "honeypot_field": HONEYPOT_FIELD,
+    }
+    return no_store(jsonify(body))
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    from ..openapi import document
+
+    return jsonify(document())
+
+
 @bp.get("/articles/<slug>/comments")
 def list_comments(slug: str):
     _require_article(slug)
-    per_page = current_app.config["COMMENTS_PER_PAGE"]
-    try:
-        per_page = max(1, min(int(request.args.get("per_page", per_page)), 100))
-    except ValueError:
-        raise ApiError(400, "invalid_field", "per_page must be a number from 1 to 100.", "per_page") from None
-    listing = comments.list_published(get_redis(), slug, page_number(request.args.get("page")), per_page)
+    query = parse_list_query(request.args)
+    per_page = query.per_page or current_app.config["COMMENTS_PER_PAGE"]
+    listing = comments.list_published(get_redis(), slug, query.page, per_page)
     return jsonify(
         comments=[comment.public_dict() for comment in listing.comments],
         page=listing.page,
@@ -79,14 +104,16 @@ def post_comment(slug: str):
         max_body=current_app.config["MAX_COMMENT_CHARS"],
         max_name=current_app.config["MAX_NAME_CHARS"],
     )
-    comment = submit(
+    outcome = submit(
         get_redis(),
         get_challenges(),
         get_scorer(),
         article=slug,
         submission=submission,
         client=current_client(),
+        protections=get_protections(),
     )
+    comment = outcome.comment
     body = {
         "id": comment.id,
         "status": comment.status,
@@ -94,10 +121,10 @@ def post_comment(slug: str):
         "model_version": comment.model_version,
     }
     if comment.status == comments.REJECTED:
-        body["error"] = {"code": "rejected_as_spam", "message": comment.reason, "field": "body"}
+        body["error"] = {"code": outcome.code, "message": comment.reason, "field": "body"}
     elif comment.status == comments.HELD:
         body["message"] = "Your comment is awaiting moderation."
-    return jsonify(body), STATUS_CODES[comment.status]
+    return set_pass_cookie(jsonify(body), outcome.new_pass), STATUS_CODES[comment.status]
 
 
 @bp.get("/comments/<comment_id>")
@@ -106,7 +133,12 @@ def comment_status(comment_id: str):
     comment = comments.get(get_redis(), comment_id[:64])
     if comment is None:
         abort(404)
-    body = {"id": comment.id, "article": comment.article, "status": comment.status, "created": comment.created}
+    body = {
+        "id": comment.id,
+        "article": comment.article,
+        "status": comment.status,
+        "created": comment.created,
+    }
     if comment.status == comments.PUBLISHED:
         body.update(comment.public_dict())
     return jsonify(body)

@@ -24,11 +24,20 @@ from flask_wtf.csrf import CSRFError
 from .. import comments
 from ..articles import Article, default_article, get_article
 from ..errors import ApiError
+from ..guards import HONEYPOT_FIELD
+from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
 from ..redis_store import get_redis
 from ..schemas import parse_submission
 from ..scoring import get_scorer
 from ..submission import submit
-from .common import current_client, get_challenges, page_number, no_store
+from .common import (
+    current_client,
+    get_challenges,
+    get_protections,
+    no_store,
+    page_number,
+    set_pass_cookie,
+)
 
 bp = Blueprint("articles", __name__)
 
@@ -55,25 +64,56 @@ def render_article(
     form: dict | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    ask_captcha: bool = False,
     challenge_id: str | None = None,
 ):
     page = page_number(request.args.get("page"))
     per_page = current_app.config["COMMENTS_PER_PAGE"]
     listing = comments.list_published(get_redis(), article.slug, page, per_page)
-    # Keep the reader's challenge while it has attempts left (a fresh drawing of it
-    # is served on every image request); otherwise a new one.
-    challenge = get_challenges().live(challenge_id) or get_challenges().issue()
+    challenge = None
+    if _captcha_needed(ask_captcha):
+        # Keep the reader's challenge while it has attempts left (a fresh drawing of
+        # it is served on every image request); otherwise a new one.
+        challenge = get_challenges().live(challenge_id) or get_challenges().issue()
     html = render_template(
         "article.html",
         article=article,
         listing=listing,
         challenge=challenge,
+        form_token=current_app.extensions["form_clock"].stamp(),
+        honeypot_field=HONEYPOT_FIELD,
         form=form or {},
         errors=errors or {},
         max_body=current_app.config["MAX_COMMENT_CHARS"],
         max_name=current_app.config["MAX_NAME_CHARS"],
     )
     return no_store(current_app.make_response((html, status)))
+
+
+def _captcha_needed(ask: bool) -> bool:
+    """Whether the form shows a CAPTCHA, per CHALLENGE_POLICY (see policies.py)."""
+    protections = get_protections()
+    if ask or protections.policy not in (REMEMBER, ADAPTIVE):
+        return True
+    if protections.policy == REMEMBER:
+        return protections.passes.remaining(request.cookies.get(PASS_COOKIE)) <= 0
+    return False  # adaptive: only once the comment turned out to be unsure
+
+
+def rerender_after_error(error: ApiError):
+    """The form again, with ``error`` next to its field and the reader's text kept."""
+    article = _article_or_404((request.view_args or {}).get("slug", ""))
+    form = request.form.to_dict()
+    form.pop("captcha_answer", None)
+    ask = bool(form.get("challenge_id")) or error.code in ("captcha_required", "captcha_failed")
+    return render_article(
+        article,
+        form=form,
+        errors={error.field or "form": error.message},
+        status=error.status,
+        ask_captcha=ask,
+        challenge_id=form.get("challenge_id"),
+    )
 
 
 @bp.get("/")
@@ -93,29 +133,28 @@ def post_comment(slug: str):
     if form.get("action") == "new_captcha":
         # The reader asked for another image: drop the old challenge, keep the text.
         get_challenges().discard(form.get("challenge_id", ""))
-        return render_article(article, form=form)
+        return render_article(article, form=form, ask_captcha=True)
     try:
         submission = parse_submission(
             form,
             max_body=current_app.config["MAX_COMMENT_CHARS"],
             max_name=current_app.config["MAX_NAME_CHARS"],
         )
-        comment = submit(
+        outcome = submit(
             get_redis(),
             get_challenges(),
             get_scorer(),
             article=article.slug,
             submission=submission,
             client=current_client(),
+            protections=get_protections(),
         )
     except ApiError as error:
-        form.pop("captcha_answer", None)
-        return render_article(
-            article, form=form, errors={error.field or "form": error.message}, status=error.status,
-            challenge_id=form.get("challenge_id"),
-        )
+        return rerender_after_error(error)
+    comment = outcome.comment
     flash(OUTCOME_MESSAGES[comment.status], comment.status)
-    return redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
+    response = redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
+    return set_pass_cookie(response, outcome.new_pass)
 
 
 @bp.get("/captcha/<challenge_id>.png")
@@ -123,7 +162,8 @@ def captcha_image(challenge_id: str):
     png = get_challenges().render_png(challenge_id)
     if png is None:
         raise ApiError(
-            404, "unknown_challenge", "This CAPTCHA has expired or was already used.", "challenge_id"
+            404, "unknown_challenge", "This CAPTCHA has expired or was already used.",
+            "challenge_id",
         )
     response = current_app.response_class(png, mimetype="image/png")
     return no_store(response)
@@ -151,4 +191,6 @@ def handle_csrf_error(error: CSRFError):
             form.pop("captcha_answer", None)
             message = "The form had expired. Please check the new image and press Save again."
             return render_article(article, form=form, errors={"form": message}, status=400)
-    raise ApiError(400, "csrf_failed", f"The form's security token is missing or wrong: {error.description}")
+    raise ApiError(
+        400, "csrf_failed", f"The form's security token is missing or wrong: {error.description}"
+    )

@@ -6,11 +6,30 @@ from flask import current_app, request
 
 from ..captcha import ChallengeStore
 from ..comments import hash_ip
-from ..submission import Client
+from ..policies import PASS_COOKIE
+from ..submission import Client, Protections
 
 
 def get_challenges() -> ChallengeStore:
     return current_app.extensions["captcha"]
+
+
+def get_protections() -> Protections:
+    return current_app.extensions["protections"]
+
+
+def set_pass_cookie(response, cookie_value: str | None):
+    """Give the browser its "remember" CAPTCHA pass (signed, HttpOnly), if one was earned."""
+    if cookie_value:
+        response.set_cookie(
+            PASS_COOKIE,
+            cookie_value,
+            max_age=current_app.config["REMEMBER_SECONDS"],
+            httponly=True,
+            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            samesite="Lax",
+        )
+    return response
 
 
 def current_client() -> Client:
@@ -23,6 +42,7 @@ def current_client() -> Client:
     return Client(
         ip_hash=hash_ip(ip, current_app.config["IP_HASH_KEY"]),
         user_agent=(request.user_agent.string or "")[:300],
+        captcha_pass=request.cookies.get(PASS_COOKIE),
     )
 
 

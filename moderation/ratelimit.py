@@ -1,0 +1,113 @@
+"""Rate limits on posting comments: Flask-Limiter on the app's Redis.
+
+Two limits guard each comment endpoint (HTML form and JSON API), both checked
+before the request body is even parsed, so a refused request changes nothing:
+
+* per client: the key is the keyed hash of the client IP (never the raw address),
+  and the IP is ``request.remote_addr`` as corrected by ProxyFix for exactly
+  ``TRUSTED_PROXIES`` proxies, so a forged ``X-Forwarded-For`` cannot pick it;
+* per article: all clients together, against floods spread over many addresses.
+
+Issuing CAPTCHA challenges through the API has its own per-client limit. A refused
+request gets 429 with ``Retry-After``: the JSON error shape on the API, and the form
+re-rendered with the reader's text kept on the article page.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+
+from . import keys
+from .comments import hash_ip
+from .errors import ApiError, error_response
+
+log = logging.getLogger(__name__)
+
+#: endpoint -> the config keys of the limits applied to it
+LIMITED_ENDPOINTS = {
+    "articles.post_comment": ("RATE_LIMIT_PER_IP", "RATE_LIMIT_PER_ARTICLE"),
+    "api.post_comment": ("RATE_LIMIT_PER_IP", "RATE_LIMIT_PER_ARTICLE"),
+    "api.new_challenge": ("RATE_LIMIT_CHALLENGES",),
+}
+
+RATE_LIMITED_MESSAGE = (
+    "You are posting too often. Please wait {seconds} seconds and try again; "
+    "your text has been kept."
+)
+
+
+def storage_uri(redis_url: str) -> str:
+    """The limits-library URI for a redis-py URL.
+
+    redis-py spells a socket ``unix:///path``; the ``limits`` library wants
+    ``redis+unix:///path`` (and turns it back into ``unix://`` for redis-py).
+    """
+    if redis_url.startswith("unix://"):
+        return "redis+" + redis_url
+    return redis_url
+
+
+def client_key() -> str:
+    """The per-client bucket: keyed hash of the (ProxyFix-corrected) client IP."""
+    ip = request.remote_addr or "unknown"
+    return "ip:" + hash_ip(ip, current_app.config["IP_HASH_KEY"])
+
+
+def article_key() -> str:
+    slug = (request.view_args or {}).get("slug", "")
+    return "article:" + str(slug)[:200]
+
+
+def _limit_value(config_key: str):
+    return lambda: current_app.config[config_key]
+
+
+def retry_after_seconds(limiter: Limiter) -> int:
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
+
+
+def init_app(app: Flask) -> None:
+    """Create this app's limiter and wrap the comment endpoints (call after blueprints)."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app.config["REDIS_URL"]))
+    # The limits library's own prefix ("LIMITS") replaced by ours: every key under mod:.
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"key_prefix": keys.LIMITS_PREFIX})
+    # Moving window: no burst of 2x the limit across a window boundary.
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(key_func=client_key, app=app)
+    app.extensions["rate_limiter"] = limiter
+
+    for endpoint, config_keys in LIMITED_ENDPOINTS.items():
+        view = app.view_functions[endpoint]
+        for config_key in config_keys:
+            key_func = article_key if config_key == "RATE_LIMIT_PER_ARTICLE" else client_key
+            # Shared: the HTML form and the API draw from the same buckets.
+            view = limiter.shared_limit(
+                _limit_value(config_key), scope=config_key.lower(), key_func=key_func
+            )(view)
+        app.view_functions[endpoint] = view
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):
+        seconds = retry_after_seconds(limiter)
+        log.info("rate limited %s %s", request.method, request.endpoint)
+        error = ApiError(
+            429, "rate_limited", RATE_LIMITED_MESSAGE.format(seconds=seconds), None
+        )
+        if request.endpoint == "articles.post_comment":
+            from .views.articles import rerender_after_error
+
+            response = rerender_after_error(error)
+        else:
+            response = current_app.make_response(error_response(error))
+        response.headers["Retry-After"] = str(seconds)
+        return response
