@@ -127,9 +127,11 @@ def run_split(
     Three inner folds (the production model uses five) keep the nine protocol splits
     affordable; each still chooses its own C, calibration and thresholds.
     """
+    full = {**pipeline.DEFAULT_PARAMS, **(params or {})}
+    weights = pipeline.source_weights(data.corpus.sources, full, train)
     chosen, proba_all = pipeline.fit_and_score(
-        data.counts, data.y, data.groups, train, test, params, n_jobs=n_jobs,
-        n_splits=n_splits,
+        data.counts, data.y, data.groups, train, test, full, n_jobs=n_jobs,
+        n_splits=n_splits, sample_weight=weights,
     )
     seen = {data.groups[i] for i in train}
     keep = np.array([data.groups[i] not in seen for i in test], dtype=bool)

@@ -43,12 +43,14 @@ def fit(
 ) -> pipeline.TrainedModel:
     """Fit on ``corpus``; ``quick`` skips the C search (for tests and first start)."""
     datasets.check_both_classes(corpus, "training data")
+    full = {**pipeline.DEFAULT_PARAMS, **(params or {})}
     return pipeline.train(
         corpus.texts,
         corpus.labels,
         corpus.groups(),
-        params=params,
+        params=full,
         c_grid=None if quick else pipeline.C_GRID,
+        sample_weight=pipeline.source_weights(corpus.sources, full),
         progress=progress,
         n_jobs=n_jobs,
     )
