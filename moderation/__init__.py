@@ -17,6 +17,7 @@ from . import (
     policies,
     ratelimit,
     redis_store,
+    retention,
     scoring,
     security_headers,
     templating,
@@ -67,6 +68,7 @@ def create_app(
     app.register_error_handler(CSRFError, articles.handle_csrf_error)
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)
+    retention.init_app(app)
     return app
 
 

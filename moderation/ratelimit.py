@@ -84,6 +84,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter = Limiter(key_func=client_key, app=app)
+    # Its INFO line on every breach names the bucket key (the client's IP hash): keep
+    # that out of the logs; ours below says which endpoint, not who.
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     app.extensions["rate_limiter"] = limiter
 
     for endpoint, config_keys in LIMITED_ENDPOINTS.items():

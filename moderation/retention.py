@@ -1,0 +1,109 @@
+"""Retention limits for comments that were never published (``flask --app moderation purge``).
+
+Rejected comments older than ``RETENTION_REJECTED_DAYS`` and held comments older than
+``RETENTION_HELD_DAYS`` (0 = keep forever, the default for held ones: a comment we
+accepted for review is not dropped unless the operator says so) are deleted from every
+index: the comment hash, ``mod:comments:all``, ``mod:rejected``, the review queue, and
+the comment's claim and history. Each comment goes in one Lua script that first checks
+its status is still the one we meant to purge, so a moderator publishing it at the same
+moment wins.
+
+Not touched: published comments, and the decision log ``mod:decisions`` (the training
+data the operator exports; it has its own lifecycle, see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+
+from . import keys
+from .comments import HELD, REJECTED
+
+log = logging.getLogger(__name__)
+
+DAY = 86400
+
+# KEYS: comment hash, claim, history, all-comments, rejected, review queue
+# ARGV: comment id, expected status
+_PURGE_ONE = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    rejected: int
+    held: int
+
+
+def purge(
+    connection: redis.Redis,
+    *,
+    rejected_days: int,
+    held_days: int,
+    now: float | None = None,
+    batch: int = 500,
+) -> PurgeReport:
+    """Delete never-published comments older than their retention; return the counts."""
+    now = time.time() if now is None else now
+    limits = {status: days for status, days in ((REJECTED, rejected_days), (HELD, held_days))
+              if days > 0}
+    counts = {REJECTED: 0, HELD: 0}
+    if not limits:
+        return PurgeReport(0, 0)
+    script = connection.register_script(_PURGE_ONE)
+    oldest_cutoff = now - min(limits.values()) * DAY
+    start = 0
+    while True:
+        ids = connection.zrangebyscore(keys.ALL_COMMENTS, "-inf", oldest_cutoff,
+                                       start=start, num=batch, withscores=True)
+        if not ids:
+            break
+        start += len(ids)
+        with connection.pipeline(transaction=False) as pipe:
+            for comment_id, _ in ids:
+                pipe.hget(keys.comment(comment_id), "status")
+            statuses = pipe.execute()
+        for (comment_id, created), status in zip(ids, statuses, strict=True):
+            days = limits.get(status)
+            if days is None or created >= now - days * DAY:
+                continue
+            done = script(
+                keys=[keys.comment(comment_id), keys.claim(comment_id), keys.history(comment_id),
+                      keys.ALL_COMMENTS, keys.REJECTED, keys.REVIEW_QUEUE],
+                args=[comment_id, status],
+            )
+            if done:
+                counts[status] += 1
+                start -= 1  # the index shrank under our cursor
+    report = PurgeReport(rejected=counts[REJECTED], held=counts[HELD])
+    log.info("purge: %d rejected, %d held comments deleted", report.rejected, report.held)
+    return report
+
+
+def init_app(app) -> None:  # noqa: ANN001 - a Flask app
+    import click
+
+    @app.cli.command("purge")
+    @click.option("--rejected-days", type=int, default=None,
+                  help="Override RETENTION_REJECTED_DAYS (0 = keep).")
+    @click.option("--held-days", type=int, default=None,
+                  help="Override RETENTION_HELD_DAYS (0 = keep).")
+    def purge_command(rejected_days: int | None, held_days: int | None) -> None:
+        """Delete rejected and held comments older than the retention limits."""
+        report = purge(
+            app.extensions["redis"],
+            rejected_days=app.config["RETENTION_REJECTED_DAYS"]
+            if rejected_days is None else rejected_days,
+            held_days=app.config["RETENTION_HELD_DAYS"] if held_days is None else held_days,
+        )
+        click.echo(f"purged {report.rejected} rejected and {report.held} held comments")
