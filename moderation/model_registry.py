@@ -152,7 +152,8 @@ def load_artifact(models_dir: str | Path, version: str) -> tuple[dict[str, Any],
     except ArtifactError:
         raise
     except Exception as exc:  # skops raises many types for a corrupt file
-        raise ArtifactError(f"{path}: corrupt model artifact ({type(exc).__name__}: {exc})") from None
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ArtifactError(f"{path}: corrupt model artifact ({reason})") from None
     if not isinstance(objects, dict) or {"pipeline", "calibrator"} - objects.keys():
         raise ArtifactError(f"{path}: not a moderation model (expected pipeline and calibrator)")
     try:

@@ -163,7 +163,8 @@ class Scorer:
             values /= math.sqrt(float(values @ values))
             contrib = values * block.coef[index]
             decision += float(contrib.sum())
-            parts.extend(zip(contrib.tolist(), block.names[index].tolist(), [block.kind] * len(index)))
+            names = block.names[index].tolist()
+            parts.extend(zip(contrib.tolist(), names, [block.kind] * len(names), strict=True))
         raw = signals(text)
         for value, weight, mean, name in zip(
             raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True
@@ -192,7 +193,9 @@ class Scorer:
         if probability >= self.reject_at:
             return "reject", f"score {probability:.2f} >= reject threshold {self.reject_at:.2f}"
         if probability < self.publish_below:
-            return "publish", f"score {probability:.2f} < publish threshold {self.publish_below:.2f}"
+            return "publish", (
+                f"score {probability:.2f} < publish threshold {self.publish_below:.2f}"
+            )
         return "hold", (
             f"score {probability:.2f} between publish threshold {self.publish_below:.2f} "
             f"and reject threshold {self.reject_at:.2f}"

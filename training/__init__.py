@@ -1,1 +1,4 @@
-"""Operator-side training, evaluation and model registry (imports ``moderation``, never the reverse)."""
+"""Operator-side training, evaluation and model registry.
+
+Imports ``moderation``; ``moderation`` never imports this package.
+"""

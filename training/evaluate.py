@@ -364,7 +364,8 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
     lines = [f"# Evaluation report: model {version}", ""]
     lines += [
         "Thresholds (from grouped cross-validation on all shipped data): publish below "
-        f"**{thresholds['publish_below']:.3f}**, reject at or above **{thresholds['reject_at']:.3f}**.",
+        f"**{thresholds['publish_below']:.3f}**, reject at or above "
+        f"**{thresholds['reject_at']:.3f}**.",
         "",
         "## The production model (grouped 5-fold CV on all shipped data)",
         "",
@@ -393,7 +394,8 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
                   "", header, sep]
         for name, m in t["videos"].items():
             lines.append(row(name, m, f"{m['published_mcc']:.3f}", "PASS" if m["pass"] else "FAIL"))
-        lines += ["", f"Mean MCC {t['mean_mcc']:.3f}. Overall: **{'PASS' if t['pass'] else 'FAIL'}**", ""]
+        verdict = "PASS" if t["pass"] else "FAIL"
+        lines += ["", f"Mean MCC {t['mean_mcc']:.3f}. Overall: **{verdict}**", ""]
     if "sms" in summary:
         s = summary["sms"]
         p = s["published"]

@@ -64,7 +64,9 @@ def iter_rows(path: Path) -> Iterator[tuple[str, int]]:
                     row = json.loads(line)
                     text, label = row["text"], row["label"]
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DataError(f"{path}: line {number}: not a text/label object ({exc})") from None
+                    raise DataError(
+                        f"{path}: line {number}: not a text/label object ({exc})"
+                    ) from None
                 yield str(text), parse_label(label, f"{path}: line {number}")
         else:
             reader = csv.DictReader(handle)
@@ -99,17 +101,17 @@ def train_streaming(
     n_seen = n_spam = 0
     signal_sums = np.zeros(signal_matrix(["x"]).shape[1])
     classes = np.array([0, 1])
+    def flush(chunk_texts: list[str], chunk_labels: list[int], first_epoch: bool) -> None:
+        if chunk_texts:
+            if first_epoch:
+                signal_sums[:] += signal_matrix(chunk_texts).sum(axis=0)
+            clf.partial_fit(features.transform(chunk_texts), chunk_labels, classes=classes)
+            chunk_texts.clear()
+            chunk_labels.clear()
+
     for epoch in range(epochs):
         chunk_texts: list[str] = []
         chunk_labels: list[int] = []
-
-        def flush() -> None:
-            if chunk_texts:
-                if epoch == 0:
-                    signal_sums[:] += signal_matrix(chunk_texts).sum(axis=0)
-                clf.partial_fit(features.transform(chunk_texts), chunk_labels, classes=classes)
-                chunk_texts.clear()
-                chunk_labels.clear()
 
         for path in files:
             for text, label in iter_rows(Path(path)):
@@ -124,9 +126,9 @@ def train_streaming(
                 chunk_texts.append(text)
                 chunk_labels.append(label)
                 if len(chunk_texts) >= chunk_size:
-                    flush()
+                    flush(chunk_texts, chunk_labels, epoch == 0)
                     report(f"epoch {epoch + 1}: {n_seen} texts read")
-        flush()
+        flush(chunk_texts, chunk_labels, epoch == 0)
     if n_spam in (0, n_seen):
         raise DataError("streaming training data needs both spam and ham")
     y_hold = np.asarray(hold_labels)

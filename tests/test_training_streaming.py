@@ -1,0 +1,53 @@
+"""Out-of-core training: a servable model from chunks, and clear errors on bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from moderation.scoring import load_scorer
+from training import datasets, streaming
+from training.datasets import DataError
+
+
+@pytest.fixture(scope="module")
+def shipped_jsonl(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "shipped.jsonl"
+    datasets.write_jsonl(datasets.load_shipped(), path)
+    return path
+
+
+def test_streaming_model_is_servable_and_separates_spam(tmp_path, shipped_jsonl):
+    version, meta = streaming.train_streaming(tmp_path, [shipped_jsonl], chunk_size=1500)
+    assert meta["data"]["n_texts"] == 7160
+    assert 0 < meta["holdout"]["n"] < 7160 * 0.1  # about 1 in 20 held out
+    scorer = load_scorer(tmp_path)  # first model becomes current
+    assert scorer.version == version
+    spam = scorer.score("Check out my channel http://bit.ly/x subscribe for free gift cards!!!")
+    ham = scorer.score("The chorus of this song gives me chills every time")
+    assert spam.spam_probability > 0.5 > ham.spam_probability
+    texts = datasets.load_youtube(videos=["Psy"]).texts[:50]
+    np.testing.assert_allclose([scorer.probability(t) for t in texts], scorer.score_batch(texts),
+                               atol=1e-9)
+
+
+def test_held_out_sample_is_decided_by_normalized_text():
+    assert streaming._held_out("FREE money") == streaming._held_out("free   MONEY!!")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "a", "label": "spam"}\n{"text": "b", "label": "bogus"}\n',
+         "line 2: unknown label 'bogus'"),
+        ('{"text": "a"}\n', "line 1: not a text/label object"),
+        ("".join(f'{{"text": "t{i}", "label": "ham"}}\n' for i in range(50)),
+         "needs both spam and ham"),
+    ],
+)
+def test_streaming_bad_input(tmp_path, content, message):
+    path = tmp_path / "data.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        streaming.train_streaming(tmp_path / "models", [path])
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
