@@ -276,6 +276,9 @@ def _evaluate_version(args: argparse.Namespace) -> int:
     if version is None:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
     meta = model_registry.read_metadata(args.models_dir, version)
+    if meta.get("kind") == "streaming":
+        raise CLIError(f"{version} is a streaming model: the protocols retrain the standard "
+                       "model; score a labelled file with `evaluate --data FILE` instead")
     corpus = datasets.load_shipped()
     # The report's CV plots need out-of-fold scores: recompute them with the saved C.
     model = train.fit(corpus, quick=True, params=meta.get("params"))
