@@ -242,3 +242,57 @@ def test_promote_refuses_unknown_or_broken_versions_and_changes_nothing(
     assert (models / "CURRENT").read_text().strip() == good
     with pytest.raises(ModelNotFound, match="no previous model version"):
         registry.rollback(models, redis_client)
+
+
+WORKER = """
+import sys, time
+from moderation import create_app
+app = create_app({"TESTING": True, "REDIS_URL": sys.argv[1], "MODELS_DIR": sys.argv[2],
+                  "SECRET_KEY": "k", "IP_HASH_KEY": "k", "MODEL_RELOAD_SECONDS": 0.5})
+client = app.test_client()
+seen = app.extensions["scorer"].version
+print("ready", seen, flush=True)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    client.get("/healthz")  # traffic: each request may run the cheap reload check
+    version = app.extensions["scorer"].version
+    if version != seen:
+        seen = version
+        print("switched", version, time.time(), flush=True)
+    time.sleep(0.02)
+"""
+
+
+def test_promotion_reaches_two_worker_processes_within_two_seconds(
+    models_dir, redis_url, redis_client, tmp_path
+):
+    """Two separate processes, one real Redis, no restart."""
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    models.mkdir()
+    base = model_registry.current_from_file(models_dir)
+    old = copy_version(models_dir, base, models, "20000101-000000-aaaaaa")
+    new = copy_version(models_dir, base, models, "20000101-000001-bbbbbb")
+    registry.write_current_file(models, old)
+    env = {**__import__("os").environ, "MODERATION_VAR_DIR": str(tmp_path / "var")}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER, redis_url, str(models)], env=env,
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout.readline().split() == ["ready", old]
+        promoted_at = time.time()
+        registry.promote(models, new, redis_client)
+        for worker in workers:
+            word, version, switched_at = worker.stdout.readline().split()
+            assert (word, version) == ("switched", new)
+            assert float(switched_at) - promoted_at < 2.0
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+            worker.stdout.close()
