@@ -1,4 +1,4 @@
-"""Privacy: IPs only as keyed hashes, nothing personal in logs, retention of unpublished comments."""
+"""Privacy: IPs only as keyed hashes, nothing personal in logs, retention limits."""
 
 from __future__ import annotations
 
