@@ -137,7 +137,9 @@ class Scorer:
         if offset + len(SIGNAL_NAMES) != coef.size:
             raise ArtifactError("model features do not match this version of moderation.text")
 
-    def _contributions(self, text: str) -> tuple[float, list[tuple[float, str, str]]]:
+    def _contributions(
+        self, text: str, explain: bool = True
+    ) -> tuple[float, list[tuple[float, str, str]]]:
         """(decision value, [(contribution, feature, kind), ...]) for one raw text."""
         if not self._fast:
             decision = float(self.pipeline.decision_function([text])[0])
@@ -163,6 +165,8 @@ class Scorer:
             values /= math.sqrt(float(values @ values))
             contrib = values * block.coef[index]
             decision += float(contrib.sum())
+            if not explain:
+                continue
             names = block.names[index].tolist()
             parts.extend(zip(contrib.tolist(), names, [block.kind] * len(names), strict=True))
         raw = signals(text)
@@ -186,19 +190,19 @@ class Scorer:
 
     def probability(self, text: str) -> float:
         """Calibrated spam probability of one text (fast path)."""
-        return self._probability(self._contributions(text)[0])
+        return self._probability(self._contributions(text, explain=False)[0])
 
     def verdict(self, probability: float) -> tuple[str, str]:
         """(verdict, reason) for a probability under this scorer's thresholds."""
         if probability >= self.reject_at:
-            return "reject", f"score {probability:.2f} >= reject threshold {self.reject_at:.2f}"
+            return "reject", f"score {probability:.3f} >= reject threshold {self.reject_at:.3f}"
         if probability < self.publish_below:
             return "publish", (
-                f"score {probability:.2f} < publish threshold {self.publish_below:.2f}"
+                f"score {probability:.3f} < publish threshold {self.publish_below:.3f}"
             )
         return "hold", (
-            f"score {probability:.2f} between publish threshold {self.publish_below:.2f} "
-            f"and reject threshold {self.reject_at:.2f}"
+            f"score {probability:.3f} between publish threshold {self.publish_below:.3f} "
+            f"and reject threshold {self.reject_at:.3f}"
         )
 
     def score(self, text: str) -> Score:

@@ -83,7 +83,7 @@ def test_verdict_boundaries(scorer, probability):
         assert verdict == "publish"
     else:
         assert verdict == "hold"
-    assert f"{probability:.2f}" in reason
+    assert f"{probability:.3f}" in reason
 
 
 def test_fast_path_equals_scikit_learn_on_all_shipped_texts(scorer):
