@@ -119,6 +119,7 @@ def plot(points: list[dict], path: Path) -> None:
     right.legend()
     fig.suptitle("streaming training: time and peak memory")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
