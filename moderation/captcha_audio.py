@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,7 +79,17 @@ class NoisyAudioCaptcha(AudioCaptcha):
     def __init__(self, voicedir: str | None = None, noise_level: int = 24) -> None:
         super().__init__(voicedir)
         self.noise_level = max(2, min(noise_level, 120))
-        self._rng = np.random.default_rng(secrets.randbits(64))
+        self._load_lock = threading.Lock()
+        self._loaded = False
+
+    def generate(self, chars: str) -> bytearray:
+        """The package's generate, loading the library exactly once even when threads race."""
+        if not self._loaded:
+            with self._load_lock:
+                if not self._loaded:
+                    self.load()
+                    self._loaded = True
+        return super().generate(chars)
 
     def _voice(self, key: str) -> np.ndarray:
         return np.frombuffer(bytes(secrets.choice(self._cache[key])), dtype=np.uint8)
@@ -94,7 +105,10 @@ class NoisyAudioCaptcha(AudioCaptcha):
 
     def create_background_noise(self, length: int, chars: str) -> np.ndarray:
         half = self.noise_level // 2
-        noise = np.clip(128 + self._rng.integers(-half, half + 1, size=length), 0, 255).astype(np.uint8)
+        rng = np.random.default_rng(
+            secrets.randbits(64)
+        )  # per call: Generators are not thread-safe
+        noise = np.clip(128 + rng.integers(-half, half + 1, size=length), 0, 255).astype(np.uint8)
         pos = 0
         while pos < length:
             sound = self._noise_pick()[: length - pos]
@@ -134,7 +148,11 @@ class AudioChallenges:
         return sorted(self.speakers)
 
     def render(self, chars: str, language: str = "en") -> bytes:
-        speaker = self.speakers.get(language) or self.speakers.get("en") or next(iter(self.speakers.values()))
+        speaker = (
+            self.speakers.get(language)
+            or self.speakers.get("en")
+            or next(iter(self.speakers.values()))
+        )
         return bytes(speaker.generate(chars))
 
 
@@ -150,7 +168,7 @@ def _to_package_format(source: Path, target: Path) -> None:
         samples = np.frombuffer(handle.readframes(-1), dtype="<i2").astype(np.float32)
     loud = np.flatnonzero(np.abs(samples) > 500)
     if loud.size:
-        samples = samples[max(0, loud[0] - rate // 50): loud[-1] + rate // 50]
+        samples = samples[max(0, loud[0] - rate // 50) : loud[-1] + rate // 50]
     count = max(1, int(len(samples) * WAVE_SAMPLE_RATE / rate))
     resampled = np.interp(np.linspace(0, len(samples) - 1, count), np.arange(len(samples)), samples)
     peak = float(np.max(np.abs(resampled))) or 1.0
@@ -162,7 +180,9 @@ def _to_package_format(source: Path, target: Path) -> None:
         out.writeframes(pcm.tobytes())
 
 
-def build_voice_library(directory: str | Path, espeak: str | None = None, workers: int = 4) -> dict[str, int]:
+def build_voice_library(
+    directory: str | Path, espeak: str | None = None, workers: int = 4
+) -> dict[str, int]:
     """Record the alphabet with espeak-ng; return recordings per language.
 
     Raises FileNotFoundError when espeak-ng is not installed. Builds into a fresh
@@ -191,7 +211,9 @@ def build_voice_library(directory: str | Path, espeak: str | None = None, worker
         ssml = f'<speak><say-as interpret-as="characters">{char}</say-as></speak>'
         subprocess.run(
             [binary, "-m", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), ssml],
-            check=True, capture_output=True, timeout=30,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         _to_package_format(raw, target)
         raw.unlink()
@@ -207,7 +229,9 @@ def build_voice_library(directory: str | Path, espeak: str | None = None, worker
 
 
 def voices_dir(app: Flask) -> Path:
-    return Path(app.config.get("CAPTCHA_VOICES_DIR") or Path(app.config["VAR_DIR"]) / "captcha-voices")
+    return Path(
+        app.config.get("CAPTCHA_VOICES_DIR") or Path(app.config["VAR_DIR"]) / "captcha-voices"
+    )
 
 
 def init_app(app: Flask) -> AudioChallenges:
@@ -215,10 +239,16 @@ def init_app(app: Flask) -> AudioChallenges:
     directory = voices_dir(app)
     audio = AudioChallenges(directory, app.config.get("CAPTCHA_AUDIO_NOISE", 24))
     if audio.fallback:
-        hint = ("run `flask --app moderation captcha build-voices`" if shutil.which("espeak-ng")
-                else "install espeak-ng and run `flask --app moderation captcha build-voices`")
-        log.info("audio CAPTCHA: no voice library in %s; using the captcha package's shipped voice (%s)",
-                 directory, hint)
+        hint = (
+            "run `flask --app moderation captcha build-voices`"
+            if shutil.which("espeak-ng")
+            else "install espeak-ng and run `flask --app moderation captcha build-voices`"
+        )
+        log.info(
+            "audio CAPTCHA: no voice library in %s; using the captcha package's shipped voice (%s)",
+            directory,
+            hint,
+        )
     else:
         log.info("audio CAPTCHA: voice library %s (%s)", directory, ", ".join(audio.languages))
     app.cli.add_command(captcha_cli)
@@ -231,8 +261,13 @@ def captcha_cli() -> None:
 
 
 @captcha_cli.command("build-voices")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Where to build the library (default: CAPTCHA_VOICES_DIR).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to build the library (default: CAPTCHA_VOICES_DIR).",
+)
 def build_voices_command(directory: str | None) -> None:
     """Record the CAPTCHA alphabet with espeak-ng in several voices (English, Spanish)."""
     target = Path(directory) if directory else voices_dir(current_app)
@@ -240,6 +275,7 @@ def build_voices_command(directory: str | None) -> None:
         counts = build_voice_library(target)
     except FileNotFoundError as error:
         raise click.ClickException(f"{error}; the shipped voice stays in use") from None
-    click.echo(f"built {target}: " + ", ".join(f"{lang} {n} recordings" for lang, n in counts.items()))
+    click.echo(
+        f"built {target}: " + ", ".join(f"{lang} {n} recordings" for lang, n in counts.items())
+    )
     click.echo("restart the service to load it")
-

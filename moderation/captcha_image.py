@@ -89,7 +89,9 @@ class HardenedImageCaptcha(ImageCaptcha):
     @property
     def truefonts(self) -> list[FreeTypeFont]:
         if not self._truefonts:
-            self._truefonts = [truetype(name, size) for name in self._fonts for size in self._font_sizes]
+            self._truefonts = [
+                truetype(name, size) for name in self._fonts for size in self._font_sizes
+            ]
         return self._truefonts
 
     # -- colours -------------------------------------------------------------------
@@ -165,7 +167,12 @@ class HardenedImageCaptcha(ImageCaptcha):
             slope = _uniform(-0.15, 0.15)
             x_start, x_end = _randint(0, w // 4), _randint(3 * w // 4, w)
             points = [
-                (x, y0 + slope * (x - w / 2) + amplitude * math.sin(2 * math.pi * x / period + phase))
+                (
+                    x,
+                    y0
+                    + slope * (x - w / 2)
+                    + amplitude * math.sin(2 * math.pi * x / period + phase),
+                )
                 for x in range(x_start, x_end + 1, 6)
             ]
             draw.line(points, fill=self.text_color(), width=_randint(2, 3), joint="curve")
@@ -174,12 +181,17 @@ class HardenedImageCaptcha(ImageCaptcha):
             rx, ry = _randint(6, 16), _randint(8, 20)
             start = _randint(0, 359)
             draw.arc(
-                (cx - rx, cy - ry, cx + rx, cy + ry), start, start + _randint(60, 200),
-                fill=self.text_color(), width=_randint(2, 4),
+                (cx - rx, cy - ry, cx + rx, cy + ry),
+                start,
+                start + _randint(60, 200),
+                fill=self.text_color(),
+                width=_randint(2, 4),
             )
         return image
 
-    def create_noise_dots(self, image: Image.Image, color=None, width: int = 2, number: int | None = None):
+    def create_noise_dots(
+        self, image: Image.Image, color=None, width: int = 2, number: int | None = None
+    ):
         """Specks in the text's colour range (same darkness as the glyphs)."""
         draw = ImageDraw.Draw(image)
         w, h = image.size
@@ -204,8 +216,13 @@ class HardenedImageCaptcha(ImageCaptcha):
             dy2 = amplitude * math.sin(2 * math.pi * x2 / period + phase)
             # quad corners in the source: upper-left, lower-left, lower-right, upper-right
             mesh.append(((x, 0, x2, h), (x, dy1, x, h + dy1, x2, h + dy2, x2, dy2)))
-        return image.transform(image.size, Image.Transform.MESH, mesh, Image.Resampling.BILINEAR,
-                               fillcolor=image.getpixel((0, 0)))
+        return image.transform(
+            image.size,
+            Image.Transform.MESH,
+            mesh,
+            Image.Resampling.BILINEAR,
+            fillcolor=image.getpixel((0, 0)),
+        )
 
     def generate_image_with_spans(self, chars: str) -> tuple[Image.Image, list[tuple[int, int]]]:
         """The finished image and each character's horizontal span (for benchmarks)."""

@@ -93,13 +93,13 @@ def test_only_one_of_many_concurrent_right_answers_wins(redis_client):
     """Twenty threads race the same right answer against the real Redis: one wins."""
     store = ChallengeStore(redis_client, max_attempts=50, text_source=fixed("ABCDEF"))
     for _ in range(5):
-        challenge = store.issue()
+        challenge_id = store.issue().id
         barrier = threading.Barrier(20)
         results = []
 
-        def attempt():
+        def attempt(barrier=barrier, results=results, challenge_id=challenge_id):
             barrier.wait()
-            results.append(store.verify(challenge.id, "ABCDEF"))
+            results.append(store.verify(challenge_id, "ABCDEF"))
 
         threads = [threading.Thread(target=attempt) for _ in range(20)]
         for thread in threads:
@@ -113,7 +113,7 @@ def test_concurrent_guesses_cannot_exceed_the_attempt_limit(redis_client):
     """Attempts are counted before comparing: 30 parallel guesses get 3 comparisons."""
     store = ChallengeStore(redis_client, max_attempts=3, text_source=fixed("ABCDEF"))
     challenge = store.issue()
-    guesses = ["WRONG%d" % i for i in range(29)] + ["ABCDEF"]
+    guesses = [f"WRONG{i}" for i in range(29)] + ["ABCDEF"]
     barrier = threading.Barrier(len(guesses))
     compared = []
     original = store._reserve
@@ -176,7 +176,14 @@ def test_running_app_has_no_way_around_random_text(monkeypatch, make_app):
 def test_several_fonts_are_shipped_with_their_licences():
     fonts = shipped_fonts()
     names = [name.rsplit("/", 1)[-1] for name in fonts]
-    for family in ("DejaVuSans", "DejaVuSerif", "LiberationSans", "LiberationSerif", "FreeSans", "FreeSerif"):
+    for family in (
+        "DejaVuSans",
+        "DejaVuSerif",
+        "LiberationSans",
+        "LiberationSerif",
+        "FreeSans",
+        "FreeSerif",
+    ):
         assert any(name.startswith(family) for name in names), family
     folder = fonts[0].rsplit("/", 1)[0]
     import os
@@ -204,15 +211,21 @@ def test_noise_is_in_the_text_colour_range_so_a_threshold_keeps_it():
     left = min(a for a, _ in spans)
     right = max(b for _, b in spans)
     dark_outside = sum(
-        1 for x in range(grey.width) for y in range(grey.height)
+        1
+        for x in range(grey.width)
+        for y in range(grey.height)
         if (x < left - 3 or x > right + 3) and grey.getpixel((x, y)) < 110
     )
     assert dark_outside > 50
 
 
 def test_difficulty_settings_change_the_drawing():
-    quiet = HardenedImageCaptcha(difficulty=Difficulty(noise_lines=0, noise_strokes=0, noise_dots=0))
-    noisy = HardenedImageCaptcha(difficulty=Difficulty(noise_lines=6, noise_strokes=12, noise_dots=300))
+    quiet = HardenedImageCaptcha(
+        difficulty=Difficulty(noise_lines=0, noise_strokes=0, noise_dots=0)
+    )
+    noisy = HardenedImageCaptcha(
+        difficulty=Difficulty(noise_lines=6, noise_strokes=12, noise_dots=300)
+    )
 
     def dark_fraction(captcha):
         import numpy as np
@@ -267,10 +280,22 @@ def test_answer_never_in_a_response_header_cookie_or_log(app, client, reader, ca
     data = challenge.get_json()
     record(client.get(data["image_url"]))
     record(client.get(data["audio_url"]))
-    record(client.post(f"/api/v1/articles/{reader.slug}/comments",
-                       json={"body": "Nice article", "challenge_id": data["id"], "captcha_answer": "WRONG1"}))
-    record(client.post(f"/api/v1/articles/{reader.slug}/comments",
-                       json={"body": "Nice article", "challenge_id": data["id"], "captcha_answer": CAPTCHA_TEXT}))
+    record(
+        client.post(
+            f"/api/v1/articles/{reader.slug}/comments",
+            json={"body": "Nice article", "challenge_id": data["id"], "captcha_answer": "WRONG1"},
+        )
+    )
+    record(
+        client.post(
+            f"/api/v1/articles/{reader.slug}/comments",
+            json={
+                "body": "Nice article",
+                "challenge_id": data["id"],
+                "captcha_answer": CAPTCHA_TEXT,
+            },
+        )
+    )
     record(reader.open_article())
     record(reader.post("Thanks for the article", answer="WRONG1"))
     record(reader.post("Thanks for the article"))

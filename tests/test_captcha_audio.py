@@ -18,8 +18,10 @@ from moderation.captcha_audio import (
 )
 from tests.conftest import CAPTCHA_TEXT
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install espeak-ng)",
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +54,14 @@ def test_audio_of_unknown_challenge_is_404(client):
 
 def test_audio_of_a_used_challenge_is_404(client, article_slug):
     challenge = client.post("/api/v1/challenges").get_json()
-    client.post(f"/api/v1/articles/{article_slug}/comments",
-                json={"body": "Nice article", "challenge_id": challenge["id"], "captcha_answer": CAPTCHA_TEXT})
+    client.post(
+        f"/api/v1/articles/{article_slug}/comments",
+        json={
+            "body": "Nice article",
+            "challenge_id": challenge["id"],
+            "captcha_answer": CAPTCHA_TEXT,
+        },
+    )
     assert client.get(challenge["audio_url"]).status_code == 404
 
 
@@ -118,8 +126,37 @@ def test_build_voices_cli_command(make_app, tmp_path, monkeypatch):
     monkeypatch.setattr(captcha_audio, "SPEEDS", (150,))
     monkeypatch.setattr(captcha_audio, "PITCHES", (50,))
     app = make_app()
-    result = app.test_cli_runner().invoke(args=["captcha", "build-voices", "--dir", str(tmp_path / "v")])
+    result = app.test_cli_runner().invoke(
+        args=["captcha", "build-voices", "--dir", str(tmp_path / "v")]
+    )
     assert result.exit_code == 0, result.output
     n = len(ALPHABET)
     assert f"en {n} recordings, es {n} recordings" in result.output
     assert library_complete(tmp_path / "v" / "en") and library_complete(tmp_path / "v" / "es")
+
+
+def test_audio_speaks_the_same_answer_as_the_image(redis_client):
+    """render_wav reads the challenge's own answer from Redis, like render_png."""
+    from moderation.captcha import ChallengeStore
+
+    spoken = []
+
+    class RecordingVoice:  # stands in for the speaker only; the store is real
+        def render(self, chars, language="en"):
+            spoken.append((chars, language))
+            return b"RIFF"
+
+    drawn = []
+
+    class RecordingImage:
+        def generate(self, chars, format="png"):
+            drawn.append(chars)
+            return io.BytesIO(b"\x89PNG")
+
+    store = ChallengeStore(
+        redis_client, text_source=lambda n: "K7PXWM", image=RecordingImage(), audio=RecordingVoice()
+    )
+    challenge = store.issue()
+    store.render_png(challenge.id)
+    store.render_wav(challenge.id, "es")
+    assert drawn == ["K7PXWM"] and spoken == [("K7PXWM", "es")]
