@@ -40,6 +40,21 @@ def new_version_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def code_version() -> str:
+    """The git commit of the training code (``+dirty`` if it has local changes), or ""."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "training", "moderation"],
+                               cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{commit}+dirty" if commit and dirty else commit
+
+
 def library_versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -76,6 +91,7 @@ def save_version(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "sklearn_version": versions["sklearn"],
             "libraries": versions,
+            "code_version": code_version(),
             "artifact_sha256": model_registry.sha256_file(tmp / ARTIFACT),
             **metadata,
         }
