@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from flask import Flask, current_app
+from sklearn.utils import murmurhash3_32
 
 from . import model_registry
 from .model_registry import ArtifactError, ModelNotFound
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: How many feature contributions an explanation lists.
 EXPLAIN_TOP = 8
+#: Hashed terms remembered per block by streaming models' fast path (bounded memory).
+HASH_CACHE_SIZE = 200_000
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,37 @@ def _tfidf_block(kind: str, vectorizer: Any, coef: np.ndarray) -> _TfidfBlock:
     )
 
 
+@dataclass(frozen=True)
+class _HashBlock:
+    """One fitted HashingVectorizer (streaming models) reduced to the per-document math."""
+
+    kind: str
+    analyzer: Any
+    n_features: int
+    coef: np.ndarray
+    cache: dict[str, int]  # term -> bucket; n-grams repeat across comments
+
+    def index(self, term: str) -> int:
+        bucket = self.cache.get(term)
+        if bucket is None:
+            # The bucket scikit-learn's _hashing_fast.transform computes (incl. abs(-2**31)).
+            h = murmurhash3_32(term, seed=0)
+            if h == -2147483648:
+                bucket = (2147483647 - (self.n_features - 1)) % self.n_features
+            else:
+                bucket = abs(h) % self.n_features
+            if len(self.cache) >= HASH_CACHE_SIZE:
+                self.cache.clear()
+            self.cache[term] = bucket
+        return bucket
+
+
+def _hash_block(kind: str, vectorizer: Any, coef: np.ndarray) -> _HashBlock:
+    if vectorizer.alternate_sign or vectorizer.binary or vectorizer.norm != "l2":
+        raise ArtifactError("unsupported hashing settings for the fast scorer")
+    return _HashBlock(kind, vectorizer.build_analyzer(), int(vectorizer.n_features), coef, {})
+
+
 class Scorer:
     """A loaded model version with its thresholds; :meth:`score` is the serving path."""
 
@@ -120,14 +154,23 @@ class Scorer:
         blocks = dict(features.transformer_list)
         offset = 0
         self._blocks: list[_TfidfBlock] = []
-        # Streaming models hash their features (no vocabulary): they take the generic path.
         self._fast = all(hasattr(blocks[name], "vocabulary_") for name in ("word", "char"))
+        # Streaming models hash their features (no vocabulary).
+        self._hashed = all(hasattr(blocks[name], "n_features") for name in ("word", "char"))
         self._intercept = float(np.ravel(clf.intercept_)[0])
         self._cal_coef = float(np.ravel(self.calibrator.coef_)[0])
         self._cal_intercept = float(np.ravel(self.calibrator.intercept_)[0])
         means = self.metadata.get("signal_means") or [0.0] * len(SIGNAL_NAMES)
         self._signal_means = [float(m) for m in means]
         self._signal_coef = coef[-len(SIGNAL_NAMES):]
+        if self._hashed:
+            self._hash_blocks = []
+            for name, kind in (("word", "term"), ("char", "chars")):
+                size = int(blocks[name].n_features)
+                self._hash_blocks.append(
+                    _hash_block(kind, blocks[name], coef[offset : offset + size])
+                )
+                offset += size
         if not self._fast:
             return
         for name, kind in (("word", "term"), ("char", "chars")):
@@ -141,14 +184,34 @@ class Scorer:
         self, text: str, explain: bool = True
     ) -> tuple[float, list[tuple[float, str, str]]]:
         """(decision value, [(contribution, feature, kind), ...]) for one raw text."""
-        if not self._fast:
+        decision = self._intercept
+        parts: list[tuple[float, str, str]] = []
+        if self._hashed:
+            for hashed in self._hash_blocks:
+                terms: dict[int, str] = {}
+                counter: Counter[int] = Counter()
+                for term in hashed.analyzer(text):
+                    bucket = hashed.index(term)
+                    counter[bucket] += 1
+                    terms.setdefault(bucket, term)
+                if not counter:
+                    continue
+                index = np.fromiter(counter.keys(), dtype=np.intp, count=len(counter))
+                values = np.fromiter(counter.values(), dtype=np.float64, count=len(counter))
+                values /= math.sqrt(float(values @ values))
+                contrib = values * hashed.coef[index]
+                decision += float(contrib.sum())
+                if explain:
+                    names = [terms[i] for i in index.tolist()]
+                    parts.extend(
+                        zip(contrib.tolist(), names, [hashed.kind] * len(names), strict=True)
+                    )
+        elif not self._fast:
             decision = float(self.pipeline.decision_function([text])[0])
             raw = signals(text)
             parts = [((value - mean) * float(weight), name, "signal") for value, weight, mean, name
                      in zip(raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True)]
             return decision, parts
-        decision = self._intercept
-        parts: list[tuple[float, str, str]] = []
         for block in self._blocks:
             counts = Counter(
                 index
