@@ -60,11 +60,21 @@ def create_app(
     templating.init_app(app)
     policies.init_app(app)
 
-    from .views import api, articles
+    from . import users
+    from .queue import ReviewQueue
+    from .views import api, articles, auth, moderate, moderate_api
 
+    users.init_app(app)
+    app.extensions["review_queue"] = ReviewQueue(
+        app.extensions["redis"], lease_seconds=app.config["LEASE_SECONDS"]
+    )
     csrf.exempt(api.bp)  # JSON clients are not browsers carrying our session cookie
+    csrf.exempt(moderate_api.bp)  # bearer tokens only; it never reads the session cookie
     app.register_blueprint(articles.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(moderate.bp)
+    app.register_blueprint(moderate_api.bp)
     app.register_error_handler(CSRFError, articles.handle_csrf_error)
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)

@@ -69,6 +69,9 @@ REJECT_REASONS: dict[str, str] = {
 
 SORTS = ("risk", "age")
 
+#: Full comments loaded per near-duplicate group on a page (the rest are ids only).
+SHOWN_PER_GROUP = 11
+
 # Refusal codes returned by the scripts.
 NOT_FOUND = "not_found"
 ALREADY_DECIDED = "already_decided"
@@ -146,10 +149,16 @@ class QueueItem:
 
 @dataclass
 class Group:
-    """Held comments whose normalized text is the same (a singleton for most)."""
+    """Held comments whose normalized text is the same (a singleton for most).
+
+    ``member_ids`` are all of them, in display order; ``items`` holds the full
+    comments of the first ``SHOWN_PER_GROUP`` only, so a campaign of 1,000 copies
+    costs one row.
+    """
 
     key: str
     items: list[QueueItem] = field(default_factory=list)
+    member_ids: list[str] = field(default_factory=list)
 
     @property
     def top(self) -> QueueItem:
@@ -157,19 +166,11 @@ class Group:
 
     @property
     def count(self) -> int:
-        return len(self.items)
+        return len(self.member_ids)
 
     @property
     def ids(self) -> list[str]:
-        return [item.comment.id for item in self.items]
-
-    @property
-    def max_score(self) -> float:
-        return max(item.comment.score for item in self.items)
-
-    @property
-    def oldest(self) -> float:
-        return min(item.comment.created for item in self.items)
+        return self.member_ids
 
 
 @dataclass
@@ -392,6 +393,36 @@ return {1, '[]'}
 """
 
 
+# KEYS: queue; ARGV: max score, min score, comment-hash prefix, emit ("1" or "0")
+# Returns {depth, oldest created (whole queue, "" if empty), then per item in the
+# score range, riskiest first: id, score, article, created, body}. One round trip
+# instead of one command per item; strings only (Lua would truncate floats).
+_SCAN = """
+local hi, lo, prefix, emit = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local entries = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {tostring(#entries / 2), ''}
+local oldest = nil
+for i = 1, #entries, 2 do
+  local id, score = entries[i], entries[i + 1]
+  local f = redis.call('HMGET', prefix .. id, 'article', 'created', 'body')
+  if f[1] then
+    local created = tonumber(f[2]) or 0
+    if oldest == nil or created < oldest then oldest = created; out[2] = f[2] end
+    local s = tonumber(score)
+    if emit and s <= hi and s >= lo then
+      local n = #out
+      out[n + 1] = id
+      out[n + 2] = score
+      out[n + 3] = f[1]
+      out[n + 4] = f[2] or '0'
+      out[n + 5] = f[3] or ''
+    end
+  end
+end
+return out
+"""
+
+
 def _refusals(raw: str) -> list[Refusal]:
     return [
         Refusal(comment_id=r[0], code=r[1], who=r[2], status=r[3], lease_left=float(r[4]) / 1000)
@@ -421,6 +452,7 @@ class ReviewQueue:
         self._release = connection.register_script(_RELEASE)
         self._decide = connection.register_script(_DECIDE)
         self._undo = connection.register_script(_UNDO)
+        self._scan = connection.register_script(_SCAN)
 
     # -- reading ------------------------------------------------------------
 
@@ -456,66 +488,47 @@ class ReviewQueue:
     ) -> QueuePage:
         """One page of the queue, as groups of near-duplicates (or singletons).
 
-        Sorting ``risk`` puts the highest score first, ``age`` the oldest first.
-        Reads the article, time and text of every queued item in the score range
-        in one pipeline (cheap for thousands of items), then full comments for
-        the page only.
+        Sorting ``risk`` puts the highest score first, ``age`` the oldest first
+        (a group sorts by its riskiest / oldest member). Reads the article, time
+        and text of every queued item in one Lua call (about 1 ms per 1,000
+        items in Redis), then full comments for what the page shows.
         """
         if sort not in SORTS:
             raise InvalidRequest(f"Unknown sort '{sort[:20]}': use risk or age.", "sort")
-        entries = self.connection.zrevrangebyscore(
-            keys.REVIEW_QUEUE, max_score, min_score, withscores=True
+        raw = self._scan(
+            keys=[keys.REVIEW_QUEUE], args=[max_score, min_score, keys.comment(""), "1"]
         )
-        ids = [comment_id for comment_id, _ in entries]
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.REVIEW_QUEUE)
-            for comment_id in ids:
-                pipe.hmget(keys.comment(comment_id), "article", "created", "body")
-            depth, *rows = pipe.execute()
-
-        oldest: float | None = None
+        depth, oldest = int(raw[0]), (float(raw[1]) if raw[1] else None)
         groups: dict[str, list[tuple[str, float, float]]] = {}
-        for (comment_id, score), (art, created, body) in zip(entries, rows, strict=True):
-            if art is None:  # hash missing: not a comment we can show
-                continue
-            created_at = float(created or 0)
-            if oldest is None or created_at < oldest:
-                oldest = created_at
+        for index in range(2, len(raw), 5):
+            comment_id, score, art, created, body = raw[index : index + 5]
             if article and art != article:
                 continue
-            key = group_key(body or "") if grouped else comment_id
-            groups.setdefault(key, []).append((comment_id, score, created_at))
-        if len(entries) < depth:
-            # The score range left items out: the header's oldest age is over the whole queue.
-            oldest = self._oldest_all()
+            key = group_key(body) if grouped else comment_id
+            groups.setdefault(key, []).append((comment_id, float(score), float(created)))
 
-        def sort_key(item: tuple[str, list[tuple[str, float, float]]]):
-            members = item[1]
-            if sort == "age":
-                return (min(m[2] for m in members), members[0][0])
-            return (-max(m[1] for m in members), members[0][0])
+        def order(member: tuple[str, float, float]):
+            return (member[2], member[0]) if sort == "age" else (-member[1], member[0])
 
-        ordered = sorted(groups.items(), key=sort_key)
+        for members in groups.values():
+            members.sort(key=order)
+        ordered = sorted(groups.items(), key=lambda item: order(item[1][0]))
         total_items = sum(len(members) for _, members in ordered)
         start = (page - 1) * per_page
         window = ordered[start : start + per_page]
 
-        page_ids = [m[0] for _, members in window for m in members]
-        comments = {c.id: c for c in self._comments(page_ids)}
-        holders = self.holders(page_ids)
+        shown = [m[0] for _, members in window for m in members[:SHOWN_PER_GROUP]]
+        comments = {c.id: c for c in self._comments(shown)}
+        holders = self.holders(shown)
         page_groups = []
         for key, members in window:
-            if sort == "age":
-                members = sorted(members, key=lambda m: (m[2], m[0]))
-            else:
-                members = sorted(members, key=lambda m: (-m[1], m[0]))
             items = [
                 QueueItem(comments[m[0]], *holders.get(m[0], ("", 0.0)))
-                for m in members
+                for m in members[:SHOWN_PER_GROUP]
                 if m[0] in comments
             ]
             if items:
-                page_groups.append(Group(key=key, items=items))
+                page_groups.append(Group(key=key, items=items, member_ids=[m[0] for m in members]))
         return QueuePage(
             groups=page_groups,
             page=page,
@@ -526,17 +539,10 @@ class ReviewQueue:
             oldest_created=oldest,
         )
 
-    def _oldest_all(self) -> float | None:
-        ids = self.connection.zrange(keys.REVIEW_QUEUE, 0, -1)
-        with self.connection.pipeline(transaction=False) as pipe:
-            for comment_id in ids:
-                pipe.hget(keys.comment(comment_id), "created")
-            times = [float(t) for t in pipe.execute() if t is not None]
-        return min(times) if times else None
-
     def stats(self) -> tuple[int, float | None]:
         """Queue depth and the creation time of its oldest item (None when empty)."""
-        return self.depth(), self._oldest_all()
+        raw = self._scan(keys=[keys.REVIEW_QUEUE], args=[1, 0, keys.comment(""), "0"])
+        return int(raw[0]), (float(raw[1]) if raw[1] else None)
 
     def _comments(self, comment_ids: list[str]) -> list[Comment]:
         with self.connection.pipeline(transaction=False) as pipe:

@@ -53,3 +53,24 @@ def csrf_token(html: str) -> str:
 def log_in(client, name: str, password: str = PASSWORD):
     page = client.get("/login").get_data(as_text=True)
     return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_token(page)})
+
+
+_HASHES: dict[str, str] = {}
+
+
+def reuse_password_hashes(monkeypatch) -> None:
+    """Compute each test password's real scrypt hash once per session (0.3 s each).
+
+    The hash is werkzeug's real one, only memoized, so login still checks a real
+    scrypt hash; tests of the account module itself do not use this.
+    """
+    from moderation import users
+
+    real = users.generate_password_hash
+
+    def memoized(password: str, *args, **kwargs) -> str:
+        if password not in _HASHES:
+            _HASHES[password] = real(password, *args, **kwargs)
+        return _HASHES[password]
+
+    monkeypatch.setattr(users, "generate_password_hash", memoized)

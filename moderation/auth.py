@@ -1,0 +1,101 @@
+"""Who is asking: the session user (UI) or the bearer-token user (JSON API).
+
+``login_required(role)`` protects UI views: no session sends the browser to the
+login page, a wrong role answers 403. ``token_required(role)`` protects API
+views: no or an unknown token answers 401 JSON, a wrong role 403. The API never
+looks at the session cookie, which is why it can be exempt from CSRF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import g, redirect, request, session, url_for
+
+from .errors import ApiError
+from .users import MODERATOR, User, get_users
+
+SESSION_KEY = "moderator"
+
+
+def current_user() -> User | None:
+    """The logged-in account of this request, looked up once (it may have been deleted)."""
+    if "user" not in g:
+        name = session.get(SESSION_KEY)
+        g.user = get_users().get(name) if isinstance(name, str) else None
+    return g.user
+
+
+def login(user: User) -> None:
+    session.clear()  # a fresh session on login: nothing carried over from before
+    session[SESSION_KEY] = user.name
+    g.user = user
+
+
+def logout() -> None:
+    session.clear()
+    g.user = None
+
+
+def _forbidden(user: User, role: str) -> ApiError:
+    return ApiError(403, "forbidden", f"This needs the {role} role; '{user.name}' is a {user.role}.")
+
+
+def login_required(role: str = MODERATOR) -> Callable:
+    """UI views: redirect to the login page without a session, 403 without the role."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            user = current_user()
+            if user is None:
+                target = request.full_path if request.method == "GET" else request.path
+                return redirect(url_for("auth.login", next=target.rstrip("?")))
+            if not user.can(role):
+                raise _forbidden(user, role)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def token_user() -> User | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return get_users().by_token(token.strip())
+
+
+def token_required(role: str = MODERATOR) -> Callable:
+    """API views: 401 without a valid bearer token, 403 without the role."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            user = token_user()
+            if user is None:
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "Send a valid API token: 'Authorization: Bearer <token>' "
+                    "(create one with `flask users token NAME`).",
+                )
+            if not user.can(role):
+                raise _forbidden(user, role)
+            g.user = user
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def safe_next(target: str | None) -> str | None:
+    """A redirect target after login, only if it is a path on this site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target

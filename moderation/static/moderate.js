@@ -1,0 +1,92 @@
+// Hotkeys for the review queue (/moderate). No inline script anywhere: this file
+// is loaded with <script src defer> so a strict CSP (script-src 'self') works.
+//
+//   j / k  next / previous comment       a  approve      r  reject (toolbar reason)
+//   x      select / unselect             s  spam         h  ham
+//   ?      show / hide the key list      Esc closes it
+(function () {
+  "use strict";
+
+  var form = document.getElementById("queue-form");
+  if (!form) { return; }
+  var rows = Array.prototype.slice.call(form.querySelectorAll("li.group"));
+  var cursorInput = document.getElementById("cursor");
+  var help = document.getElementById("help");
+  var selectedCount = document.getElementById("selected-count");
+  var current = -1;
+
+  function move(index) {
+    if (!rows.length) { return; }
+    index = Math.max(0, Math.min(rows.length - 1, index));
+    if (current >= 0 && rows[current]) { rows[current].classList.remove("current"); }
+    current = index;
+    var row = rows[current];
+    row.classList.add("current");
+    row.scrollIntoView({ block: "nearest" });
+    cursorInput.value = String(current);
+  }
+
+  function updateSelected() {
+    var boxes = form.querySelectorAll("input[name=ids]:checked");
+    selectedCount.textContent = String(boxes.length);
+    rows.forEach(function (row) {
+      var box = row.querySelector("input[name=ids]");
+      row.classList.toggle("selected", !!(box && box.checked));
+    });
+  }
+
+  function press(action) {
+    var row = rows[current];
+    if (!row) { return; }
+    var button = row.querySelector("button.act-" + action);
+    if (button) {
+      // requestSubmit keeps the button's name/value, like a click.
+      if (form.requestSubmit) { form.requestSubmit(button); } else { button.click(); }
+    }
+  }
+
+  function toggleHelp(show) {
+    help.hidden = (show === undefined) ? !help.hidden : !show;
+  }
+
+  function typing(target) {
+    var tag = target && target.tagName;
+    return tag === "INPUT" && target.type !== "checkbox" || tag === "SELECT" || tag === "TEXTAREA"
+      || (target && target.isContentEditable);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
+    var key = event.key;
+    if (key === "Escape") { toggleHelp(false); return; }
+    if (key === "?") { toggleHelp(); event.preventDefault(); return; }
+    if (!help.hidden) { return; }
+    switch (key) {
+      case "j": move(current + 1); break;
+      case "k": move(current - 1); break;
+      case "a": press("approve"); break;
+      case "r": press("reject"); break;
+      case "s": press("spam"); break;
+      case "h": press("ham"); break;
+      case "x":
+        if (rows[current]) {
+          var box = rows[current].querySelector("input[name=ids]");
+          box.checked = !box.checked;
+          updateSelected();
+        }
+        break;
+      default: return;
+    }
+    event.preventDefault();
+  });
+
+  form.addEventListener("change", updateSelected);
+  rows.forEach(function (row, index) {
+    row.addEventListener("click", function () { move(index); });
+  });
+
+  // After a decision the server sends us back to #pos-N: the next comment is now at N.
+  var match = /^#pos-(\d+)$/.exec(window.location.hash);
+  move(match ? parseInt(match[1], 10) : 0);
+  updateSelected();
+})();

@@ -1,0 +1,356 @@
+"""The moderator UI at /moderate: the queue, bulk and per-item decisions, history, undo.
+
+Server-rendered and usable without JavaScript; ``static/moderate.js`` adds the
+hotkeys. Every form posts a CSRF token. A refused decision re-renders the queue
+with the reason (and the HTTP status of the refusal); nothing is written then.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from werkzeug.datastructures import MultiDict
+
+from .. import queue as review
+from ..articles import all_articles, get_article
+from ..auth import current_user, login_required
+from ..users import OPERATOR
+from .common import no_store, page_number
+
+try:
+    from ..text import SIGNAL_NAMES, normalize
+except ImportError:  # pragma: no cover - until the shared normalizer lands
+    SIGNAL_NAMES = ()
+    normalize = review.group_key
+
+bp = Blueprint("moderate", __name__, url_prefix="/moderate")
+
+ACTION_LABELS = {"approve": "Approve", "reject": "Reject", "spam": "Spam", "ham": "Ham"}
+DONE_LABELS = {"approve": "Approved", "reject": "Rejected", "spam": "Marked as spam",
+               "ham": "Marked as ham (published)"}
+UI_ONLY = {"claim": "Claim", "release": "Release"}
+_SPACES_RE = re.compile(r"(\s+)")
+
+
+def get_queue() -> review.ReviewQueue:
+    return current_app.extensions["review_queue"]
+
+
+# -- filters --------------------------------------------------------------
+
+
+class BadFilter(ValueError):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def parse_filters(args) -> dict:
+    """Sort, article and score range from a query string; raises BadFilter naming the field."""
+    sort = args.get("sort", "risk") or "risk"
+    if sort not in review.SORTS:
+        raise BadFilter("Sort by risk or by age.", "sort")
+    article = (args.get("article") or "").strip()
+    if article and get_article(article) is None:
+        raise BadFilter(f"There is no article '{article[:80]}'.", "article")
+    bounds = {}
+    for name, default in (("min_score", 0.0), ("max_score", 1.0)):
+        raw = (args.get(name) or "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            raise BadFilter(f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name) from None
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise BadFilter(f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name)
+        bounds[name] = value
+    if bounds["min_score"] > bounds["max_score"]:
+        raise BadFilter("The minimum score is above the maximum.", "min_score")
+    per_page = current_app.config["MODERATE_PER_PAGE"]
+    raw_per_page = args.get("per_page")
+    if raw_per_page:
+        try:
+            per_page = int(raw_per_page)
+        except ValueError:
+            raise BadFilter("Items per page must be a whole number from 1 to 1000.", "per_page") from None
+        if not 1 <= per_page <= 1000:
+            raise BadFilter("Items per page must be a whole number from 1 to 1000.", "per_page")
+    grouped = args.get("grouped", "1") not in ("0", "false", "no")
+    return {"sort": sort, "article": article or None, "page": page_number(args.get("page")),
+            "per_page": per_page, "grouped": grouped, **bounds}
+
+
+# -- presentation helpers ---------------------------------------------------
+
+
+def age(epoch: float | None, now: float | None = None) -> str:
+    """A short age: 45 s, 12 min, 3 h, 2 d."""
+    if epoch is None:
+        return "-"
+    seconds = max(0, (now or time.time()) - float(epoch))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """What to highlight: whole normalized words, and character n-grams inside words."""
+
+    terms: frozenset[str] = frozenset()
+    fragments: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.terms or self.fragments)
+
+    def matches(self, chunk: str) -> bool:
+        tokens = normalize(chunk).split()
+        if not self.terms.isdisjoint(tokens):
+            return True
+        padded = f" {' '.join(tokens)} "
+        return any(fragment in padded for fragment in self.fragments)
+
+
+def flagged_terms(explanation: list[dict]) -> Flagged:
+    """The features that pushed the score up, as something :func:`highlight` can match.
+
+    ``term`` features are normalized words (or word n-grams); ``chars`` features
+    are character n-grams, matched inside the normalized words when at least three
+    letters long. Signal features (links, capitals...) are listed, not highlighted.
+    """
+    terms: set[str] = set()
+    fragments: set[str] = set()
+    for entry in explanation or []:
+        if not isinstance(entry, dict):
+            continue
+        feature = str(entry.get("feature", ""))
+        try:
+            weight = float(entry.get("weight", 0))
+        except (TypeError, ValueError):
+            continue
+        if weight <= 0 or entry.get("kind") == "signal" or feature in SIGNAL_NAMES:
+            continue
+        if entry.get("kind") == "chars":
+            if len(feature.strip()) >= 3:
+                fragments.add(feature)
+        else:
+            terms.update(feature.split())
+    return Flagged(frozenset(terms), frozenset(fragments))
+
+
+def highlight(text: str, flagged: Flagged) -> list[tuple[str, bool]]:
+    """Split ``text`` into (segment, flagged) runs: a whitespace-separated chunk is
+    flagged when its normalized words contain a flagged feature. The template
+    escapes every segment and wraps flagged ones in <mark>."""
+    if not flagged:
+        return [(text, False)]
+    runs: list[tuple[str, bool]] = []
+    for part in _SPACES_RE.split(text):
+        if not part:
+            continue
+        hit = not part.isspace() and flagged.matches(part)
+        if runs and runs[-1][1] == hit:
+            runs[-1] = (runs[-1][0] + part, hit)
+        else:
+            runs.append((part, hit))
+    return runs
+
+
+def reasons_list(explanation: list[dict]) -> list[dict]:
+    """The explanation entries that pushed towards spam, strongest first."""
+    entries = [e for e in explanation or [] if isinstance(e, dict)]
+
+    def weight(entry: dict) -> float:
+        try:
+            return float(entry.get("weight", 0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    return sorted((e for e in entries if weight(e) > 0), key=weight, reverse=True)[:8]
+
+
+# -- views ------------------------------------------------------------------
+
+CSRF_MESSAGE = (
+    "Nothing was changed: this form's security token is missing or wrong ({reason}). "
+    "The page has been reloaded; please try again."
+)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(error: CSRFError):
+    """A form posted without a valid CSRF token: 400 and the page again, nothing written."""
+    message = CSRF_MESSAGE.format(reason=error.description)
+    if current_user() is None:
+        return redirect(url_for("auth.login"))
+    if request.endpoint == "moderate.undo":
+        return render_history(error=message, status=400)
+    return render_queue(error=message, error_field="csrf_token", status=400)
+
+
+
+def render_queue(filters: dict | None = None, *, error: str = "", error_field: str = "", status: int = 200):
+    if filters is None:
+        filters = {"sort": "risk", "article": None, "page": 1,
+                   "per_page": current_app.config["MODERATE_PER_PAGE"],
+                   "min_score": 0.0, "max_score": 1.0, "grouped": True}
+    listing = get_queue().list(**filters)
+    now = time.time()
+    html = render_template(
+        "moderate/queue.html",
+        listing=listing,
+        filters=filters,
+        query=request.query_string.decode("latin-1"),
+        error=error,
+        error_field=error_field,
+        articles=all_articles(),
+        reasons=review.REJECT_REASONS,
+        actions=ACTION_LABELS,
+        age=lambda epoch: age(epoch, now),
+        flagged_terms=flagged_terms,
+        highlight=highlight,
+        reasons_list=reasons_list,
+        user=current_user(),
+        page_url=lambda page: url_for("moderate.queue") + "?" + urlencode(
+            {**{k: v for k, v in request.args.items() if k != "page"}, "page": page}
+        ),
+    )
+    return no_store(current_app.make_response((html, status)))
+
+
+@bp.get("/")
+@login_required()
+def queue():
+    try:
+        filters = parse_filters(request.args)
+    except BadFilter as exc:
+        return render_queue(error=exc.message, error_field=exc.field, status=400)
+    return render_queue(filters)
+
+
+def _back_to_queue():
+    query = request.form.get("back", "")
+    target = url_for("moderate.queue") + ("?" + query if query and "\n" not in query else "")
+    cursor = request.form.get("cursor", "")
+    if cursor.isdigit():
+        target += f"#pos-{int(cursor)}"
+    return redirect(target, code=303)
+
+
+@bp.post("/act")
+@login_required()
+def act():
+    """Per-item (``do=action|id,id``) and bulk (``do=action`` with checked ``ids``) decisions."""
+    user = current_user()
+    do = request.form.get("do", "")
+    action, _, inline = do.partition("|")
+    ids = inline.split(",") if inline else [
+        cid for value in request.form.getlist("ids") for cid in value.split(",")
+    ]
+    ids = [cid.strip()[:64] for cid in ids if cid.strip()][:2000]
+    query = request.form.get("back", "")
+    try:
+        filters = parse_filters(_args_from(query))
+    except BadFilter:
+        filters = None
+    if action not in ACTION_LABELS and action not in UI_ONLY:
+        return render_queue(filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400)
+    if not ids:
+        return render_queue(filters, error="Select at least one comment first.", error_field="ids", status=400)
+    queue_ = get_queue()
+    try:
+        if action == "claim":
+            queue_.claim(user.name, ids)
+            message = f"Claimed {len(ids)} comment(s) for {current_app.config['LEASE_SECONDS']:.0f} s."
+        elif action == "release":
+            queue_.release(user.name, ids)
+            message = f"Released {len(ids)} comment(s)."
+        else:
+            reason = request.form.get("reason", "") if action == "reject" else ""
+            queue_.decide(user.name, ids, action, reason)
+            message = f"{DONE_LABELS[action]} {len(ids)} comment(s)."
+    except review.InvalidRequest as exc:
+        return render_queue(filters, error=exc.message, error_field=exc.field, status=400)
+    except review.Refused as exc:
+        status = 404 if exc.not_found else 409
+        return render_queue(filters, error=f"Nothing was changed: {exc}", error_field="ids", status=status)
+    flash(message, "done")
+    return _back_to_queue()
+
+
+def _args_from(query: str) -> MultiDict:
+    return MultiDict(parse_qsl(query[:2000], keep_blank_values=True))
+
+
+def render_history(*, error: str = "", status: int = 200):
+    before = request.args.get("before") or None
+    if before and not re.fullmatch(r"\d{1,20}-\d{1,20}", before):
+        before = None
+    decisions = get_queue().recent_decisions(count=100, before=before)
+    html = render_template(
+        "moderate/history.html",
+        decisions=decisions,
+        user=current_user(),
+        can_undo=current_user().can(OPERATOR),
+        reasons=review.REJECT_REASONS,
+        age=age,
+        error=error,
+    )
+    return no_store(current_app.make_response((html, status)))
+
+
+@bp.get("/history")
+@login_required()
+def history():
+    return render_history()
+
+
+@bp.post("/undo/<comment_id>")
+@login_required(OPERATOR)
+def undo(comment_id: str):
+    try:
+        get_queue().undo(current_user().name, comment_id[:64])
+    except review.Refused as exc:
+        if exc.not_found:
+            abort(404)
+        return render_history(error=f"Nothing was changed: {exc}", status=409)
+    flash(f"Undone: comment {comment_id[:64]} is back in the queue.", "done")
+    return redirect(url_for("moderate.history"), code=303)
+
+
+@bp.get("/comments/<comment_id>")
+@login_required()
+def comment(comment_id: str):
+    found = get_queue().item(comment_id[:64])
+    if found is None:
+        abort(404)
+    item, raw = found
+    html = render_template(
+        "moderate/comment.html",
+        comment=item,
+        raw=raw,
+        article=get_article(item.article),
+        history=get_queue().history(item.id),
+        holder=get_queue().holders([item.id]).get(item.id),
+        segments=highlight(item.body, flagged_terms(item.explanation)),
+        why=reasons_list(item.explanation),
+        user=current_user(),
+        age=age,
+    )
+    return no_store(current_app.make_response(html))

@@ -1,0 +1,300 @@
+"""The moderator UI at /moderate with Flask's test client: login, queue, decisions, undo."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from modhelpers import PASSWORD, csrf_token, held, log_in, reuse_password_hashes
+
+from moderation import comments, keys
+from moderation.queue import ReviewQueue
+from moderation.users import UserStore
+
+
+@pytest.fixture
+def accounts(app, redis_client, monkeypatch):
+    reuse_password_hashes(monkeypatch)
+    store = UserStore(redis_client)
+    store.create("alice", PASSWORD, "moderator")
+    store.create("bob", PASSWORD, "moderator")
+    store.create("olga", PASSWORD, "operator")
+
+
+@pytest.fixture
+def alice(client, accounts):
+    assert log_in(client, "alice").status_code == 303
+    return client
+
+
+def snapshot(redis_client):
+    from test_queue import snapshot as full
+
+    return full(redis_client)
+
+
+def queue_form(client, query: str = "") -> dict:
+    page = client.get("/moderate/" + query).get_data(as_text=True)
+    return {"csrf_token": csrf_token(page), "back": query.lstrip("?"), "cursor": "0"}
+
+
+@pytest.mark.parametrize("path", ["/moderate/", "/moderate/history", "/moderate/comments/abc"])
+def test_readers_are_sent_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_reader_post_changes_nothing(client, redis_client, reader):
+    comment = held(redis_client)
+    token = csrf_token(reader.open_article().get_data(as_text=True))
+    before = snapshot(redis_client)
+    response = client.post("/moderate/act", data={"csrf_token": token, "do": f"approve|{comment.id}"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert snapshot(redis_client) == before
+
+
+def test_login_logout(client, accounts):
+    page = client.get("/login").get_data(as_text=True)
+    wrong = client.post("/login", data={"name": "alice", "password": "nope-nope", "csrf_token": csrf_token(page)})
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.get_data(as_text=True)
+    empty = client.post("/login", data={"name": "", "password": "", "csrf_token": csrf_token(page)})
+    assert empty.status_code == 400
+    response = log_in(client, "alice")
+    assert response.status_code == 303 and response.headers["Location"] == "/moderate/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/moderate/").status_code == 200
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 303
+    assert client.get("/moderate/").status_code == 302
+
+
+def test_login_redirects_only_to_local_paths(app, accounts):
+    def login_with_next(target: str) -> str:
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        data = {"name": "alice", "password": PASSWORD, "csrf_token": csrf_token(page), "next": target}
+        return client.post("/login", data=data).headers["Location"]
+
+    assert login_with_next("/moderate/history") == "/moderate/history"
+    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        assert login_with_next(evil) == "/moderate/"
+
+
+def test_login_without_csrf_is_400_with_a_clear_message(client, accounts):
+    response = client.post("/login", data={"name": "alice", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "security token is missing" in response.get_data(as_text=True)
+
+
+def test_queue_shows_why_each_comment_was_flagged(alice, redis_client, article_slug):
+    held(
+        redis_client,
+        "<script>alert(1)</script> Get CHEAP pills at bit.ly/xx",
+        article=article_slug,
+        score=0.83,
+        author="<b>Spammer</b>",
+        reason="suspect word: pills",
+        explanation=[
+            {"feature": "cheap", "kind": "term", "weight": 1.5},
+            {"feature": "urldomain_bit_ly", "kind": "term", "weight": 0.9},
+            {"feature": "<i>x</i>", "kind": "term", "weight": 0.5},
+            {"feature": "links", "kind": "signal", "weight": 0.4},
+            {"feature": "get", "kind": "term", "weight": -0.3},
+        ],
+        now=time.time() - 7200,
+    )
+    html = alice.get("/moderate/").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>Spammer</b>" not in html and "&lt;b&gt;Spammer&lt;/b&gt;" in html
+    assert "<mark>CHEAP</mark>" in html and "<mark>bit.ly/xx</mark>" in html
+    assert "<mark>Get</mark>" not in html, "terms pulling towards ham are not highlighted"
+    assert "&lt;i&gt;x&lt;/i&gt;" in html and "<i>x</i>" not in html
+    assert "suspect word: pills" in html and "0.83" in html and "v-test" in html
+    assert 'id="queue-depth">1<' in html and 'id="queue-oldest">2 h<' in html
+    assert re.search(r'<script src="/static/moderate\.js[^"]*" defer></script>', html)
+    assert "<script>" not in html and " onclick=" not in html, "no inline script or handlers"
+
+
+def test_approve_one_publishes(alice, redis_client, article_slug):
+    comment = held(redis_client, "Thoughtful words", article=article_slug)
+    form = queue_form(alice, "?sort=age")
+    response = alice.post("/moderate/act", data={**form, "do": f"approve|{comment.id}", "cursor": "3"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/moderate/?sort=age#pos-3"
+    assert comments.get(redis_client, comment.id).status == "published"
+    assert "Approved 1 comment" in alice.get("/moderate/").get_data(as_text=True)
+    article = alice.get(f"/articles/{article_slug}").get_data(as_text=True)
+    assert "Thoughtful words" in article
+
+
+def test_duplicates_show_as_one_group_and_bulk_reject(alice, redis_client):
+    dupes = [held(redis_client, text) for text in ("WIN money now", "win MONEY now!", "Win money   now")]
+    single = held(redis_client, "Unrelated remark")
+    html = alice.get("/moderate/").get_data(as_text=True)
+    assert html.count('class="group') == 2
+    assert "3 similar comments" in html and "Reject all 3" in html
+    group_value = re.search(r'name="ids" value="([^"]+,[^"]+)"', html).group(1)
+    assert set(group_value.split(",")) == {c.id for c in dupes}
+
+    form = queue_form(alice)
+    response = alice.post("/moderate/act", data={**form, "do": "reject", "reason": "advertising", "ids": [group_value]})
+    assert response.status_code == 303
+    assert all(comments.get(redis_client, c.id).status == "rejected" for c in dupes)
+    assert comments.get(redis_client, single.id).status == "held"
+    assert {f["moderator"] for _, f in redis_client.xrange(keys.DECISIONS)} == {"alice"}
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        ({"do": "publish"}, 400, "Unknown action"),
+        ({"do": "approve"}, 400, "Select at least one"),
+        ({"do": "reject", "reason": "because"}, 400, "Unknown reason"),
+        ({"do": "reject", "reason": ""}, 400, "needs a reason"),
+        ({"do": "approve|nope"}, 404, "no comment"),
+    ],
+)
+def test_bad_form_input_rerenders_the_queue(alice, redis_client, data, status, message):
+    comment = held(redis_client)
+    form = queue_form(alice)
+    if data.get("do", "").startswith("reject"):
+        data = {**data, "ids": [comment.id]}
+    before = snapshot(redis_client)
+    response = alice.post("/moderate/act", data={**form, **data})
+    assert response.status_code == status
+    html = response.get_data(as_text=True)
+    assert message in html and 'id="queue-depth"' in html
+    assert snapshot(redis_client) == before
+
+
+def test_missing_or_wrong_csrf_is_400_and_changes_nothing(alice, redis_client):
+    comment = held(redis_client)
+    before = snapshot(redis_client)
+    for token in (None, "forged"):
+        data = {"do": f"approve|{comment.id}"}
+        if token:
+            data["csrf_token"] = token
+        response = alice.post("/moderate/act", data=data)
+        assert response.status_code == 400
+        assert "security token is missing or wrong" in response.get_data(as_text=True)
+    assert snapshot(redis_client) == before
+
+
+def test_item_claimed_by_another_is_refused_with_the_holder(alice, redis_client, app):
+    comment = held(redis_client)
+    ReviewQueue(redis_client).claim("bob", [comment.id])
+    html = alice.get("/moderate/").get_data(as_text=True)
+    assert "claimed by bob" in html
+    before = snapshot(redis_client)
+    response = alice.post("/moderate/act", data={**queue_form(alice), "do": f"spam|{comment.id}"})
+    assert response.status_code == 409
+    assert "claimed by bob" in response.get_data(as_text=True)
+    assert snapshot(redis_client) == before
+
+
+def test_claim_and_release_from_the_ui(alice, redis_client):
+    comment = held(redis_client)
+    assert alice.post("/moderate/act", data={**queue_form(alice), "do": f"claim|{comment.id}"}).status_code == 303
+    assert ReviewQueue(redis_client).holders([comment.id])[comment.id][0] == "alice"
+    assert alice.post("/moderate/act", data={**queue_form(alice), "do": f"release|{comment.id}"}).status_code == 303
+    assert ReviewQueue(redis_client).holders([comment.id]) == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?min_score=abc", "Min score must be a number"),
+        ("?max_score=7", "Max score must be a number"),
+        ("?sort=newest", "Sort by risk or by age"),
+        ("?article=%3Cscript%3E", "There is no article"),
+    ],
+)
+def test_bad_filters_are_400_with_the_form(alice, query, message):
+    response = alice.get("/moderate/" + query)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert message in html and 'class="filters"' in html and "<script>" not in html
+
+
+def test_filters_and_sort(alice, redis_client, article_slug):
+    held(redis_client, "mine low", score=0.1, article=article_slug, now=10)
+    held(redis_client, "mine high", score=0.9, article=article_slug, now=20)
+    held(redis_client, "elsewhere", score=0.5, article="other-article")
+    html = alice.get(f"/moderate/?article={article_slug}").get_data(as_text=True)
+    assert "mine high" in html and "mine low" in html and "elsewhere" not in html
+    assert html.index("mine high") < html.index("mine low")
+    html = alice.get(f"/moderate/?article={article_slug}&sort=age").get_data(as_text=True)
+    assert html.index("mine low") < html.index("mine high")
+    html = alice.get("/moderate/?min_score=0.4&max_score=0.95").get_data(as_text=True)
+    assert "mine high" in html and "elsewhere" in html and "mine low" not in html
+
+
+def test_history_and_undo_by_operator(client, accounts, redis_client):
+    comment = held(redis_client, "Undo me please", score=0.61)
+    log_in(client, "alice")
+    client.post("/moderate/act", data={**queue_form(client), "do": f"spam|{comment.id}"})
+    html = client.get("/moderate/history").get_data(as_text=True)
+    assert "Undo me please" in html and ">alice<" in html and "spam" in html
+    assert "Undo</button>" not in html, "moderators get no undo button"
+    token = csrf_token(html)
+    before = snapshot(redis_client)
+    assert client.post(f"/moderate/undo/{comment.id}", data={"csrf_token": token}).status_code == 403
+    assert snapshot(redis_client) == before
+
+    client.post("/logout", data={"csrf_token": token})
+    log_in(client, "olga")
+    html = client.get("/moderate/history").get_data(as_text=True)
+    assert "Undo</button>" in html
+    response = client.post(f"/moderate/undo/{comment.id}", data={"csrf_token": csrf_token(html)})
+    assert response.status_code == 303
+    assert redis_client.zscore(keys.REVIEW_QUEUE, comment.id) == 0.61
+    assert "Undo me please" not in client.get("/moderate/history").get_data(as_text=True)
+    again = client.post(f"/moderate/undo/{comment.id}", data={"csrf_token": csrf_token(html)})
+    assert again.status_code == 409 and "no moderator decision to undo" in again.get_data(as_text=True)
+    detail = client.get(f"/moderate/comments/{comment.id}").get_data(as_text=True)
+    assert "alice</strong> spam" in detail and "olga</strong> undo" in detail
+
+
+def test_thousand_items_render_fast(alice, redis_client, article_slug):
+    for i in range(1000):
+        held(redis_client, f"Comment {i}: cheap offer " + " ".join(chr(97 + int(d)) for d in str(i)), article=article_slug,
+             author=f"reader {i}", score=(i % 997) / 997)
+    timings = {}
+    for per_page in (100, 1000):
+        alice.get(f"/moderate/?per_page={per_page}")  # warm the normalizer cache
+        started = time.perf_counter()
+        response = alice.get(f"/moderate/?per_page={per_page}")
+        timings[per_page] = time.perf_counter() - started
+        assert response.status_code == 200
+        assert 'id="queue-depth">1000<' in response.get_data(as_text=True)
+    print(f"\n/moderate with 1000 queued: per_page=100 {timings[100] * 1000:.0f} ms, "
+          f"per_page=1000 {timings[1000] * 1000:.0f} ms")
+    assert timings[100] < 1.0 and timings[1000] < 3.0
+
+
+def test_duplicates_can_be_shown_one_by_one(alice, redis_client):
+    for _ in range(3):
+        held(redis_client, "Same spam again")
+    grouped = alice.get("/moderate/").get_data(as_text=True)
+    assert grouped.count('class="group') == 1 and "3 similar comments" in grouped
+    single = alice.get("/moderate/?grouped=0").get_data(as_text=True)
+    assert single.count('class="group') == 3 and "similar comments" not in single
+
+
+def test_a_campaign_of_1000_copies_is_one_row(alice, redis_client):
+    for i in range(1000):
+        held(redis_client, f"Visit spam-site dot com for {i} cheap pills", score=0.6 + (i % 10) / 100)
+    started = time.perf_counter()
+    html = alice.get("/moderate/").get_data(as_text=True)
+    elapsed = time.perf_counter() - started
+    assert html.count('class="group') == 1 and "1000 similar comments" in html
+    assert "… and 989 more" in html
+    form = queue_form(alice)
+    ids = re.search(r'name="ids" value="([^"]+)"', html).group(1)
+    response = alice.post("/moderate/act", data={**form, "do": f"spam|{ids}"})
+    assert response.status_code == 303
+    assert redis_client.zcard(keys.REVIEW_QUEUE) == 0 and redis_client.xlen(keys.DECISIONS) == 1000
+    print(f"\n/moderate with one 1000-copy campaign: {elapsed * 1000:.0f} ms")
