@@ -154,3 +154,96 @@ def article_slug() -> str:
 @pytest.fixture
 def reader(client, article_slug) -> Reader:
     return Reader(client, article_slug)
+
+
+# ---------------------------------------------------------------------------
+# Browser fixtures (real headless Chromium from Debian, driven by Playwright).
+#
+#   live_server         the app (built by ``make_app``) served over real HTTP on a
+#                       free loopback port, in a thread: ``.url``, ``.app``.
+#   make_live_server    the same with config overrides: ``make_live_server(**config)``.
+#   browser             a Playwright ``Browser`` on /usr/bin/chromium (never a
+#                       downloaded browser). Skips when Chromium is missing, unless
+#                       REQUIRE_BROWSER=1 (CI), then it fails.
+#   page                a fresh page; JavaScript errors on it fail the test
+#                       (``page.js_errors`` lists them, ``page.dialogs`` any dialog).
+#
+# Mark browser tests with ``@pytest.mark.browser``. Function-scoped, so a test
+# module that starts its own Playwright can live next to these.
+# ---------------------------------------------------------------------------
+
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+class LiveServer:
+    """A WSGI app on a real port (werkzeug's threaded server) for the browser."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def make_live_server(make_app):
+    servers: list[LiveServer] = []
+
+    def factory(**config) -> LiveServer:
+        server = LiveServer(make_app(**config))
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(make_live_server) -> LiveServer:
+    return make_live_server()
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM_PATH.exists():
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {CHROMIUM_PATH} is missing (install Debian's chromium)")
+        pytest.skip(f"{CHROMIUM_PATH} is not installed: browser tests need Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    new_page = context.new_page()
+    new_page.js_errors = []
+    new_page.dialogs = []
+    new_page.on("pageerror", lambda error: new_page.js_errors.append(str(error)))
+
+    def on_dialog(dialog):
+        new_page.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    new_page.on("dialog", on_dialog)
+    new_page.set_default_timeout(10_000)
+    yield new_page
+    errors = list(new_page.js_errors)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"

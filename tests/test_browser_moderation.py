@@ -1,0 +1,109 @@
+"""A moderator works the queue in real headless Chromium, keyboard first.
+
+Logs in, sees the queue, approves the top comment with the ``a`` hotkey, selects
+a duplicate group with ``x`` and bulk-rejects it, then finds the approved comment
+on the article page and the rejected ones gone. Uses the shared ``live_server``
+and ``page`` fixtures (tests/conftest.py, browser section).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from modhelpers import PASSWORD, held
+
+from moderation import keys
+from moderation.users import UserStore
+
+pytestmark = pytest.mark.browser
+
+GOOD = "I really enjoyed this report on the visit, thank you."
+CAMPAIGN = ["WIN a FREE phone at cheap-deals now", "win a free PHONE at cheap-deals NOW!", "Win a free phone at cheap-deals now"]
+OTHER = "Is there a source for the second paragraph?"
+
+
+@pytest.fixture
+def seeded(redis_client, article_slug):
+    good = held(redis_client, GOOD, article=article_slug, score=0.9,
+                explanation=[{"feature": "thank", "kind": "term", "weight": 0.4}])
+    campaign = [held(redis_client, text, article=article_slug, score=0.8 - i / 100,
+                     explanation=[{"feature": "free", "kind": "term", "weight": 1.4}])
+                for i, text in enumerate(CAMPAIGN)]
+    other = held(redis_client, OTHER, article=article_slug, score=0.3)
+    UserStore(redis_client).create("mia", PASSWORD, "moderator")
+    return good, campaign, other
+
+
+def log_in(page, base: str) -> None:
+    page.goto(f"{base}/moderate/")
+    assert re.search(r"/login\?next=", page.url), "readers are sent to the login page"
+    page.fill("#name", "mia")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/moderate/**")
+
+
+def test_moderator_clears_the_queue_with_the_keyboard(live_server, page, seeded, redis_client, article_slug):
+    good, campaign, other = seeded
+    log_in(page, live_server.url)
+
+    # The queue: depth, one row per group, the riskiest first and under the cursor.
+    assert page.inner_text("#queue-depth") == "5"
+    rows = page.locator("li.group")
+    assert rows.count() == 3
+    assert GOOD in rows.nth(0).inner_text()
+    assert "3 similar comments" in rows.nth(1).inner_text()
+    assert page.locator("li.group.current").count() == 1 and "current" in rows.nth(0).get_attribute("class")
+    assert page.locator("li.group").nth(1).locator("mark").first.inner_text().lower() == "free"
+
+    # ? shows the key list, Escape hides it; j/k move the cursor.
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+    page.keyboard.press("j")
+    assert "current" in rows.nth(1).get_attribute("class")
+    page.keyboard.press("k")
+    assert "current" in rows.nth(0).get_attribute("class")
+
+    # a approves the current comment.
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    assert "Approved 1 comment" in page.inner_text(".flash")
+    assert page.inner_text("#queue-depth") == "4"
+    assert redis_client.zscore(keys.article_published(article_slug), good.id) is not None
+
+    # The campaign is now the first row and under the cursor: x selects it, then bulk reject.
+    first = page.locator("li.group").nth(0)
+    assert "3 similar comments" in first.inner_text() and "current" in first.get_attribute("class")
+    page.keyboard.press("x")
+    assert page.inner_text("#selected-count") == "1"
+    page.select_option("#reject-reason", "advertising")
+    with page.expect_navigation():
+        page.click("button.bulk-reject")
+    assert "Rejected 3 comment" in page.inner_text(".flash")
+    assert page.inner_text("#queue-depth") == "1"
+    assert page.locator("li.group").count() == 1 and OTHER in page.inner_text("li.group")
+
+    # The history page shows both decisions with who made them.
+    page.click("text=History")
+    history = page.inner_text("table.history")
+    assert history.count("mia") == 4 and "advertising" in history.lower()
+
+    # The article page shows the approved comment and none of the rejected ones.
+    page.goto(f"{live_server.url}/articles/{article_slug}")
+    bodies = page.locator(".comment-body").all_inner_texts()
+    assert GOOD in bodies
+    assert not any(text in body for text in CAMPAIGN for body in bodies)
+    assert OTHER not in " ".join(bodies), "still held, so not shown"
+    assert all(redis_client.hget(keys.comment(c.id), "status") == "rejected" for c in campaign)
+
+
+def test_hotkeys_do_nothing_while_typing_in_a_filter(live_server, page, seeded, redis_client):
+    log_in(page, live_server.url)
+    page.click("input[name=min_score]")
+    page.keyboard.press("a")
+    page.wait_for_timeout(300)
+    assert redis_client.xlen(keys.DECISIONS) == 0
+    assert page.inner_text("#queue-depth") == "5"
