@@ -60,6 +60,13 @@ class Score:
     reason: str  # human-readable, e.g. "score 0.93 >= reject threshold 0.90"
 
 
+def _top(contributions: np.ndarray, k: int = EXPLAIN_TOP) -> np.ndarray:
+    """Indices of the ``k`` largest absolute contributions (unordered)."""
+    if contributions.size <= k:
+        return np.arange(contributions.size)
+    return np.argpartition(np.abs(contributions), -k)[-k:]
+
+
 @dataclass(frozen=True)
 class _TfidfBlock:
     """One fitted TfidfVectorizer reduced to what scoring one document needs."""
@@ -202,9 +209,10 @@ class Scorer:
                 contrib = values * hashed.coef[index]
                 decision += float(contrib.sum())
                 if explain:
-                    names = [terms[i] for i in index.tolist()]
+                    top = _top(contrib)
+                    names = [terms[i] for i in index[top].tolist()]
                     parts.extend(
-                        zip(contrib.tolist(), names, [hashed.kind] * len(names), strict=True)
+                        zip(contrib[top].tolist(), names, [hashed.kind] * len(names), strict=True)
                     )
         elif not self._fast:
             decision = float(self.pipeline.decision_function([text])[0])
@@ -230,8 +238,10 @@ class Scorer:
             decision += float(contrib.sum())
             if not explain:
                 continue
-            names = block.names[index].tolist()
-            parts.extend(zip(contrib.tolist(), names, [block.kind] * len(names), strict=True))
+            # Only a block's own top contributions can be among the overall top ones.
+            top = _top(contrib)
+            names = block.names[index[top]].tolist()
+            parts.extend(zip(contrib[top].tolist(), names, [block.kind] * len(names), strict=True))
         raw = signals(text)
         for value, weight, mean, name in zip(
             raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True

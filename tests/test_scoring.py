@@ -296,3 +296,30 @@ def test_promotion_reaches_two_worker_processes_within_two_seconds(
             worker.kill()
             worker.wait()
             worker.stdout.close()
+
+
+@pytest.mark.parametrize("text", TRICKY[3:] + ["Subscribe to my channel for FREE gift cards!!!"])
+def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(scorer, text):
+    from moderation.text import SIGNAL_NAMES, signals
+
+    features = scorer.pipeline.named_steps["features"]
+    coef = scorer.pipeline.named_steps["clf"].coef_.ravel()
+    row = features.transform([text]).tocsr()
+    names = []
+    for name, block in features.transformer_list[:2]:
+        kind = "term" if name == "word" else "chars"
+        names += [(n, kind) for n in block.get_feature_names_out()]
+    parts = [(row.data[k] * coef[j], *names[j]) for k, j in enumerate(row.indices)
+             if j < len(names)]
+    means = scorer.metadata["signal_means"]
+    for value, weight, mean, name in zip(signals(text), coef[len(names):], means, SIGNAL_NAMES,
+                                         strict=True):
+        if (value - mean) * weight:
+            parts.append(((value - mean) * weight, name, "signal"))
+    parts.sort(key=lambda p: abs(p[0]), reverse=True)
+    expected = [(round(w, 4), f, k) for w, f, k in parts[:8]]
+    got = [(e["weight"], e["feature"], e["kind"]) for e in scorer.score(text).explanation]
+    assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], abs=1e-4)
+    # Features with equal contributions (e.g. a domain and its bigram) may swap places.
+    everything = {(round(w, 4), f, k) for w, f, k in parts}
+    assert set(got) <= everything
