@@ -122,7 +122,8 @@ def test_filled_honeypot_is_rejected_and_kept_with_reason(make_app, article_slug
         assert response.get_json()["error"]["code"] == "honeypot_filled"
     else:
         page = client.get(response.headers["Location"]).get_data(as_text=True)
-        assert "not published" in page and HAM not in page
+        assert "not published: the field that people should leave empty" in page
+        assert HAM not in page
 
 
 @VIA
@@ -378,6 +379,9 @@ def test_banned_rejects_and_suspect_holds(make_app, article_slug, redis_client, 
     assert comment.status == status and term in comment.reason
     if via == "api" and status == "rejected":
         assert response.get_json()["error"]["code"] == code
+    if via == "form" and status == "rejected":
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "contains a word that is not allowed here" in page
 
 
 def test_word_in_author_name_counts(make_app, article_slug, redis_client):

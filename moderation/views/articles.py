@@ -50,6 +50,17 @@ OUTCOME_MESSAGES = {
     comments.REJECTED: "Your comment was not published: it looks like spam to our filter.",
 }
 
+#: What a reader is told when a guard (not the model) rejected the comment.
+GUARD_REJECT_MESSAGES = {
+    "honeypot_filled": (
+        "Your comment was not published: the field that people should leave empty was filled in."
+    ),
+    "too_fast": "Your comment was not published: the form was sent too soon after it was shown.",
+    "form_stamp_invalid": "Your comment was not published: the form had expired or was altered.",
+    "repeat_same_client": "Your comment was not published: you already posted the same text.",
+    "banned_word": "Your comment was not published: it contains a word that is not allowed here.",
+}
+
 
 def _article_or_404(slug: str) -> Article:
     article = get_article(slug)
@@ -152,7 +163,10 @@ def post_comment(slug: str):
     except ApiError as error:
         return rerender_after_error(error)
     comment = outcome.comment
-    flash(OUTCOME_MESSAGES[comment.status], comment.status)
+    message = OUTCOME_MESSAGES[comment.status]
+    if comment.status == comments.REJECTED:
+        message = GUARD_REJECT_MESSAGES.get(outcome.code, message)
+    flash(message, comment.status)
     response = redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
     return set_pass_cookie(response, outcome.new_pass)
 
