@@ -40,7 +40,9 @@ def logout() -> None:
 
 
 def _forbidden(user: User, role: str) -> ApiError:
-    return ApiError(403, "forbidden", f"This needs the {role} role; '{user.name}' is a {user.role}.")
+    return ApiError(
+        403, "forbidden", f"This needs the {role} role; '{user.name}' is a {user.role}."
+    )
 
 
 def login_required(role: str = MODERATOR) -> Callable:

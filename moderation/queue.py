@@ -558,7 +558,9 @@ class ReviewQueue:
 
     def history(self, comment_id: str) -> list[dict]:
         """Every change of one comment, oldest first: time, actor, action, from, to, reason."""
-        return [json.loads(entry) for entry in self.connection.lrange(keys.history(comment_id), 0, -1)]
+        return [
+            json.loads(entry) for entry in self.connection.lrange(keys.history(comment_id), 0, -1)
+        ]
 
     def recent_decisions(self, count: int = 50, before: str | None = None) -> list[Decision]:
         """The newest decisions first (undone decisions are no longer in the log)."""
@@ -578,7 +580,11 @@ class ReviewQueue:
             raise InvalidRequest("Name at least one comment to claim.", "ids")
         script_keys = [keys.REVIEW_QUEUE]
         for comment_id in ids:
-            script_keys += [keys.comment(comment_id), keys.claim(comment_id), keys.history(comment_id)]
+            script_keys += [
+                keys.comment(comment_id),
+                keys.claim(comment_id),
+                keys.history(comment_id),
+            ]
         ok, raw = self._claim(keys=script_keys, args=[moderator, self.lease_ms, self.clock(), *ids])
         if not ok:
             raise Refused(_refusals(raw))

@@ -40,10 +40,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 MIN_PASSWORD = 8
 
 
-
 @cache
 def _dummy_hash() -> str:
-    """Checked when the account does not exist, so a wrong name costs as long as a wrong password."""
+    """Checked for unknown names, so a wrong name costs as long as a wrong password."""
     return generate_password_hash(secrets.token_hex(16))
 
 
@@ -104,7 +103,11 @@ class UserStore:
         return User(name=name_, role=role)
 
     def all(self) -> list[User]:
-        return [user for name in sorted(self.connection.smembers(keys.USERS)) if (user := self.get(name))]
+        return [
+            user
+            for name in sorted(self.connection.smembers(keys.USERS))
+            if (user := self.get(name))
+        ]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The account if the password is right, else None (same work either way)."""

@@ -52,7 +52,9 @@ def csrf_token(html: str) -> str:
 
 def log_in(client, name: str, password: str = PASSWORD):
     page = client.get("/login").get_data(as_text=True)
-    return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_token(page)})
+    return client.post(
+        "/login", data={"name": name, "password": password, "csrf_token": csrf_token(page)}
+    )
 
 
 _HASHES: dict[str, str] = {}

@@ -19,17 +19,33 @@ from moderation.users import UserStore
 pytestmark = pytest.mark.browser
 
 GOOD = "I really enjoyed this report on the visit, thank you."
-CAMPAIGN = ["WIN a FREE phone at cheap-deals now", "win a free PHONE at cheap-deals NOW!", "Win a free phone at cheap-deals now"]
+CAMPAIGN = [
+    "WIN a FREE phone at cheap-deals now",
+    "win a free PHONE at cheap-deals NOW!",
+    "Win a free phone at cheap-deals now",
+]
 OTHER = "Is there a source for the second paragraph?"
 
 
 @pytest.fixture
 def seeded(redis_client, article_slug):
-    good = held(redis_client, GOOD, article=article_slug, score=0.9,
-                explanation=[{"feature": "thank", "kind": "term", "weight": 0.4}])
-    campaign = [held(redis_client, text, article=article_slug, score=0.8 - i / 100,
-                     explanation=[{"feature": "free", "kind": "term", "weight": 1.4}])
-                for i, text in enumerate(CAMPAIGN)]
+    good = held(
+        redis_client,
+        GOOD,
+        article=article_slug,
+        score=0.9,
+        explanation=[{"feature": "thank", "kind": "term", "weight": 0.4}],
+    )
+    campaign = [
+        held(
+            redis_client,
+            text,
+            article=article_slug,
+            score=0.8 - i / 100,
+            explanation=[{"feature": "free", "kind": "term", "weight": 1.4}],
+        )
+        for i, text in enumerate(CAMPAIGN)
+    ]
     other = held(redis_client, OTHER, article=article_slug, score=0.3)
     UserStore(redis_client).create("mia", PASSWORD, "moderator")
     return good, campaign, other
@@ -44,7 +60,9 @@ def log_in(page, base: str) -> None:
     page.wait_for_url(f"{base}/moderate/**")
 
 
-def test_moderator_clears_the_queue_with_the_keyboard(live_server, page, seeded, redis_client, article_slug):
+def test_moderator_clears_the_queue_with_the_keyboard(
+    live_server, page, seeded, redis_client, article_slug
+):
     good, campaign, other = seeded
     log_in(page, live_server.url)
 
@@ -54,7 +72,9 @@ def test_moderator_clears_the_queue_with_the_keyboard(live_server, page, seeded,
     assert rows.count() == 3
     assert GOOD in rows.nth(0).inner_text()
     assert "3 similar comments" in rows.nth(1).inner_text()
-    assert page.locator("li.group.current").count() == 1 and "current" in rows.nth(0).get_attribute("class")
+    assert page.locator("li.group.current").count() == 1 and "current" in rows.nth(0).get_attribute(
+        "class"
+    )
     assert page.locator("li.group").nth(1).locator("mark").first.inner_text().lower() == "free"
 
     # ? shows the key list, Escape hides it; j/k move the cursor.

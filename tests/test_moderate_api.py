@@ -45,7 +45,12 @@ def snapshot(redis_client) -> dict:
 )
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWxpY2U6eA=="}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic YWxpY2U6eA=="},
+        {"Authorization": "Bearer "},
+    ],
 )
 def test_no_or_bad_token_is_401(client, tokens, method, path, headers):
     response = getattr(client, method)(API + path, headers=headers, json={})
@@ -69,10 +74,16 @@ def test_list_sorted_filtered_paginated(client, tokens, redis_client, article_sl
     body = client.get(API + "/queue", headers=tokens["alice"]).get_json()
     assert [i["score"] for i in body["items"]] == [0.9, 0.5, 0.2]
     assert body["depth"] == 3 and body["oldest_created"] == 100
-    body = client.get(API + f"/queue?article={article_slug}&sort=age", headers=tokens["alice"]).get_json()
+    body = client.get(
+        API + f"/queue?article={article_slug}&sort=age", headers=tokens["alice"]
+    ).get_json()
     assert [i["id"] for i in body["items"]] == [low.id, high.id]
-    body = client.get(API + "/queue?min_score=0.3&per_page=1&page=2", headers=tokens["alice"]).get_json()
-    assert body["total"] == 2 and body["pages"] == 2 and [i["score"] for i in body["items"]] == [0.5]
+    body = client.get(
+        API + "/queue?min_score=0.3&per_page=1&page=2", headers=tokens["alice"]
+    ).get_json()
+    assert (
+        body["total"] == 2 and body["pages"] == 2 and [i["score"] for i in body["items"]] == [0.5]
+    )
     assert body["items"][0]["explanation"] == [{"feature": "cheap", "kind": "term", "weight": 1.2}]
 
 
@@ -109,12 +120,16 @@ def test_claim_release_and_conflicts(client, tokens, redis_client):
     assert response.status_code == 200 and response.get_json()["claimed"] == [first.id]
 
     before = snapshot(redis_client)
-    response = client.post(API + f"/items/{first.id}/decision", json={"action": "approve"}, headers=tokens["bob"])
+    response = client.post(
+        API + f"/items/{first.id}/decision", json={"action": "approve"}, headers=tokens["bob"]
+    )
     assert response.status_code == 409
     error = response.get_json()["error"]
     assert error["code"] == "claimed" and "alice" in error["message"]
     assert error["details"][0]["who"] == "alice" and error["details"][0]["lease_left"] > 500
-    response = client.post(API + "/claims", json={"ids": [first.id, second.id]}, headers=tokens["bob"])
+    response = client.post(
+        API + "/claims", json={"ids": [first.id, second.id]}, headers=tokens["bob"]
+    )
     assert response.status_code == 409
     response = client.post(API + "/releases", json={"ids": [first.id]}, headers=tokens["bob"])
     assert response.status_code == 409
@@ -128,20 +143,28 @@ def test_claim_release_and_conflicts(client, tokens, redis_client):
 
 def test_decide_one_publishes_and_shows_in_history(client, tokens, redis_client, article_slug):
     comment = held(redis_client, "A good point", article=article_slug)
-    response = client.post(API + f"/items/{comment.id}/decision", json={"action": "approve"}, headers=tokens["alice"])
+    response = client.post(
+        API + f"/items/{comment.id}/decision", json={"action": "approve"}, headers=tokens["alice"]
+    )
     assert response.status_code == 200
     assert redis_client.zscore(keys.article_published(article_slug), comment.id) is not None
     public = client.get(f"/api/v1/articles/{article_slug}/comments").get_json()
     assert [c["body"] for c in public["comments"]] == ["A good point"]
 
-    steps = client.get(API + f"/items/{comment.id}/history", headers=tokens["bob"]).get_json()["history"]
-    assert [(s["actor"], s["action"], s["from"], s["to"]) for s in steps] == [("alice", "approve", "held", "published")]
+    steps = client.get(API + f"/items/{comment.id}/history", headers=tokens["bob"]).get_json()[
+        "history"
+    ]
+    assert [(s["actor"], s["action"], s["from"], s["to"]) for s in steps] == [
+        ("alice", "approve", "held", "published")
+    ]
     item = client.get(API + f"/items/{comment.id}", headers=tokens["bob"]).get_json()
     assert item["status"] == "published" and item["decision"]["by"] == "alice"
     [decision] = client.get(API + "/decisions", headers=tokens["bob"]).get_json()["decisions"]
     assert decision["comment_id"] == comment.id and decision["label"] == "ham"
 
-    again = client.post(API + f"/items/{comment.id}/decision", json={"action": "spam"}, headers=tokens["bob"])
+    again = client.post(
+        API + f"/items/{comment.id}/decision", json={"action": "spam"}, headers=tokens["bob"]
+    )
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "already_decided"
     assert again.get_json()["error"]["details"][0]["who"] == "alice"
@@ -151,7 +174,9 @@ def test_decide_many_rejects_a_group(client, tokens, redis_client):
     group = [held(redis_client, "Cheap pills at example dot com") for _ in range(3)]
     ids = [c.id for c in group]
     response = client.post(
-        API + "/decisions", json={"ids": ids, "action": "reject", "reason": "advertising"}, headers=tokens["alice"]
+        API + "/decisions",
+        json={"ids": ids, "action": "reject", "reason": "advertising"},
+        headers=tokens["alice"],
     )
     assert response.status_code == 200 and len(response.get_json()["decision_entries"]) == 3
     assert all(comments.get(redis_client, i).status == "rejected" for i in ids)
@@ -169,10 +194,14 @@ def test_decide_many_rejects_a_group(client, tokens, redis_client):
         ({}, "missing_field", "action"),
     ],
 )
-def test_bad_decisions_are_400_and_write_nothing(client, tokens, redis_client, payload, code, field):
+def test_bad_decisions_are_400_and_write_nothing(
+    client, tokens, redis_client, payload, code, field
+):
     comment = held(redis_client)
     before = snapshot(redis_client)
-    response = client.post(API + f"/items/{comment.id}/decision", json=payload, headers=tokens["alice"])
+    response = client.post(
+        API + f"/items/{comment.id}/decision", json=payload, headers=tokens["alice"]
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
     assert response.get_json()["error"]["field"] == field
@@ -220,7 +249,9 @@ def test_unknown_item_is_404(client, tokens, redis_client):
 
 def test_undo_needs_an_operator(client, tokens, redis_client):
     comment = held(redis_client, score=0.7)
-    client.post(API + f"/items/{comment.id}/decision", json={"action": "spam"}, headers=tokens["alice"])
+    client.post(
+        API + f"/items/{comment.id}/decision", json={"action": "spam"}, headers=tokens["alice"]
+    )
     before = snapshot(redis_client)
     response = client.post(API + f"/items/{comment.id}/undo", headers=tokens["alice"])
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
@@ -237,4 +268,6 @@ def test_undo_needs_an_operator(client, tokens, redis_client):
 def test_stats(client, tokens, redis_client):
     held(redis_client, now=1000.0)
     body = client.get(API + "/stats", headers=tokens["alice"]).get_json()
-    assert body["depth"] == 1 and body["oldest_created"] == 1000.0 and body["oldest_age_seconds"] > 0
+    assert (
+        body["depth"] == 1 and body["oldest_created"] == 1000.0 and body["oldest_age_seconds"] > 0
+    )

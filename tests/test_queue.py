@@ -117,7 +117,9 @@ def test_approve_publishes_and_logs_the_decision(queue, redis_client):
         ("ham", "", "published", "ham", "ham"),
     ],
 )
-def test_each_action_sets_status_and_label(queue, redis_client, action, reason, status, label, logged_reason):
+def test_each_action_sets_status_and_label(
+    queue, redis_client, action, reason, status, label, logged_reason
+):
     comment = held(redis_client)
     queue.decide("bob", [comment.id], action, reason)
     assert comments.get(redis_client, comment.id).status == status
@@ -129,9 +131,16 @@ def test_each_action_sets_status_and_label(queue, redis_client, action, reason, 
 
 @pytest.mark.parametrize(
     ("action", "reason", "field"),
-    [("delete", "", "action"), ("reject", "", "reason"), ("reject", "because", "reason"), ("", "", "action")],
+    [
+        ("delete", "", "action"),
+        ("reject", "", "reason"),
+        ("reject", "because", "reason"),
+        ("", "", "action"),
+    ],
 )
-def test_unknown_action_or_reason_is_refused_without_writes(queue, redis_client, action, reason, field):
+def test_unknown_action_or_reason_is_refused_without_writes(
+    queue, redis_client, action, reason, field
+):
     comment = held(redis_client)
     before = snapshot(redis_client)
     with pytest.raises(InvalidRequest) as caught:
@@ -341,3 +350,27 @@ def test_eight_moderators_decide_500_items_exactly_once(redis_client, redis_url)
     assert {cid: who[0] for cid, who in decided.items()} == by_comment
     assert refused[0] > 0
     print(f"\n8 moderators decided 500 items in {elapsed:.2f}s; {refused[0]} steals refused")
+
+
+def test_decisions_reach_the_trainers_export(queue, redis_client, tmp_path):
+    """The decision log is what `python -m training export-decisions` reads."""
+    import json
+
+    from training.decisions import export
+
+    spam = held(redis_client, "Cheap pills here")
+    ham = held(redis_client, "Nice article")
+    undone = held(redis_client, "Changed my mind")
+    queue.decide("alice", [spam.id], "spam")
+    queue.decide("bob", [ham.id], "approve")
+    queue.decide("bob", [undone.id], "reject", "off_topic")
+    queue.undo("olga", undone.id)
+
+    out = tmp_path / "decisions.jsonl"
+    counts = export(redis_client, out)
+    assert counts == {"written": 2, "spam": 1, "ham": 1, "skipped": 0}
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["text"], r["label"], r["moderator"], r["comment_id"]) for r in rows] == [
+        ("Cheap pills here", "spam", "alice", spam.id),
+        ("Nice article", "ham", "bob", ham.id),
+    ]

@@ -75,7 +75,9 @@ def test_tokens_are_stored_only_as_hashes(store, redis_client):
 
 def test_cli_create_token_list(app, redis_client):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "olga", "--role", "operator", "--password", PASSWORD])
+    result = runner.invoke(
+        args=["users", "create", "olga", "--role", "operator", "--password", PASSWORD]
+    )
     assert result.exit_code == 0, result.output
     assert "Created operator 'olga'" in result.output
     result = runner.invoke(args=["users", "token", "olga"])

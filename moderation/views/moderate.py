@@ -41,8 +41,12 @@ except ImportError:  # pragma: no cover - until the shared normalizer lands
 bp = Blueprint("moderate", __name__, url_prefix="/moderate")
 
 ACTION_LABELS = {"approve": "Approve", "reject": "Reject", "spam": "Spam", "ham": "Ham"}
-DONE_LABELS = {"approve": "Approved", "reject": "Rejected", "spam": "Marked as spam",
-               "ham": "Marked as ham (published)"}
+DONE_LABELS = {
+    "approve": "Approved",
+    "reject": "Rejected",
+    "spam": "Marked as spam",
+    "ham": "Marked as ham (published)",
+}
 UI_ONLY = {"claim": "Claim", "release": "Release"}
 _SPACES_RE = re.compile(r"(\s+)")
 
@@ -75,9 +79,13 @@ def parse_filters(args) -> dict:
         try:
             value = float(raw) if raw else default
         except ValueError:
-            raise BadFilter(f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name) from None
+            raise BadFilter(
+                f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name
+            ) from None
         if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise BadFilter(f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name)
+            raise BadFilter(
+                f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name
+            )
         bounds[name] = value
     if bounds["min_score"] > bounds["max_score"]:
         raise BadFilter("The minimum score is above the maximum.", "min_score")
@@ -87,12 +95,20 @@ def parse_filters(args) -> dict:
         try:
             per_page = int(raw_per_page)
         except ValueError:
-            raise BadFilter("Items per page must be a whole number from 1 to 1000.", "per_page") from None
+            raise BadFilter(
+                "Items per page must be a whole number from 1 to 1000.", "per_page"
+            ) from None
         if not 1 <= per_page <= 1000:
             raise BadFilter("Items per page must be a whole number from 1 to 1000.", "per_page")
     grouped = args.get("grouped", "1") not in ("0", "false", "no")
-    return {"sort": sort, "article": article or None, "page": page_number(args.get("page")),
-            "per_page": per_page, "grouped": grouped, **bounds}
+    return {
+        "sort": sort,
+        "article": article or None,
+        "page": page_number(args.get("page")),
+        "per_page": per_page,
+        "grouped": grouped,
+        **bounds,
+    }
 
 
 # -- presentation helpers ---------------------------------------------------
@@ -204,12 +220,19 @@ def csrf_failed(error: CSRFError):
     return render_queue(error=message, error_field="csrf_token", status=400)
 
 
-
-def render_queue(filters: dict | None = None, *, error: str = "", error_field: str = "", status: int = 200):
+def render_queue(
+    filters: dict | None = None, *, error: str = "", error_field: str = "", status: int = 200
+):
     if filters is None:
-        filters = {"sort": "risk", "article": None, "page": 1,
-                   "per_page": current_app.config["MODERATE_PER_PAGE"],
-                   "min_score": 0.0, "max_score": 1.0, "grouped": True}
+        filters = {
+            "sort": "risk",
+            "article": None,
+            "page": 1,
+            "per_page": current_app.config["MODERATE_PER_PAGE"],
+            "min_score": 0.0,
+            "max_score": 1.0,
+            "grouped": True,
+        }
     listing = get_queue().list(**filters)
     now = time.time()
     html = render_template(
@@ -227,8 +250,10 @@ def render_queue(filters: dict | None = None, *, error: str = "", error_field: s
         highlight=highlight,
         reasons_list=reasons_list,
         user=current_user(),
-        page_url=lambda page: url_for("moderate.queue") + "?" + urlencode(
-            {**{k: v for k, v in request.args.items() if k != "page"}, "page": page}
+        page_url=lambda page: (
+            url_for("moderate.queue")
+            + "?"
+            + urlencode({**{k: v for k, v in request.args.items() if k != "page"}, "page": page})
         ),
     )
     return no_store(current_app.make_response((html, status)))
@@ -260,9 +285,11 @@ def act():
     user = current_user()
     do = request.form.get("do", "")
     action, _, inline = do.partition("|")
-    ids = inline.split(",") if inline else [
-        cid for value in request.form.getlist("ids") for cid in value.split(",")
-    ]
+    ids = (
+        inline.split(",")
+        if inline
+        else [cid for value in request.form.getlist("ids") for cid in value.split(",")]
+    )
     ids = [cid.strip()[:64] for cid in ids if cid.strip()][:2000]
     query = request.form.get("back", "")
     try:
@@ -270,14 +297,20 @@ def act():
     except BadFilter:
         filters = None
     if action not in ACTION_LABELS and action not in UI_ONLY:
-        return render_queue(filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400)
+        return render_queue(
+            filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400
+        )
     if not ids:
-        return render_queue(filters, error="Select at least one comment first.", error_field="ids", status=400)
+        return render_queue(
+            filters, error="Select at least one comment first.", error_field="ids", status=400
+        )
     queue_ = get_queue()
     try:
         if action == "claim":
             queue_.claim(user.name, ids)
-            message = f"Claimed {len(ids)} comment(s) for {current_app.config['LEASE_SECONDS']:.0f} s."
+            message = (
+                f"Claimed {len(ids)} comment(s) for {current_app.config['LEASE_SECONDS']:.0f} s."
+            )
         elif action == "release":
             queue_.release(user.name, ids)
             message = f"Released {len(ids)} comment(s)."
@@ -289,7 +322,9 @@ def act():
         return render_queue(filters, error=exc.message, error_field=exc.field, status=400)
     except review.Refused as exc:
         status = 404 if exc.not_found else 409
-        return render_queue(filters, error=f"Nothing was changed: {exc}", error_field="ids", status=status)
+        return render_queue(
+            filters, error=f"Nothing was changed: {exc}", error_field="ids", status=status
+        )
     flash(message, "done")
     return _back_to_queue()
 

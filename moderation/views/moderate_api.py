@@ -142,7 +142,10 @@ def list_queue():
                 "key": group.key,
                 "count": group.count,
                 "ids": group.ids,
-                "items": [item_dict(i.comment, (i.holder, i.lease_left) if i.holder else None) for i in group.items],
+                "items": [
+                    item_dict(i.comment, (i.holder, i.lease_left) if i.holder else None)
+                    for i in group.items
+                ],
             }
             for group in listing.groups
         ]
@@ -173,7 +176,9 @@ def claim():
     if "count" in data and "ids" not in data:
         count = data["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100:
-            raise ApiError(400, "invalid_field", "count must be a whole number from 1 to 100.", "count")
+            raise ApiError(
+                400, "invalid_field", "count must be a whole number from 1 to 100.", "count"
+            )
         claimed = _run(lambda: get_queue().claim_next(g.user.name, count))
     else:
         ids = _ids(data)
@@ -201,12 +206,16 @@ def _found(comment_id: str) -> tuple[Comment, dict]:
 def item(comment_id: str):
     comment, raw = _found(comment_id)
     body = item_dict(comment, get_queue().holders([comment.id]).get(comment.id))
-    body["decision"] = {
-        "action": raw.get("decision"),
-        "reason": raw.get("decision_reason"),
-        "by": raw.get("decided_by"),
-        "at": float(raw["decided_at"]) if raw.get("decided_at") else None,
-    } if raw.get("decision") else None
+    body["decision"] = (
+        {
+            "action": raw.get("decision"),
+            "reason": raw.get("decision_reason"),
+            "by": raw.get("decided_by"),
+            "at": float(raw["decided_at"]) if raw.get("decided_at") else None,
+        }
+        if raw.get("decision")
+        else None
+    )
     return jsonify(body)
 
 
@@ -235,8 +244,9 @@ def decide_many():
     action = _text_field(data, "action", required=True)
     reason = _text_field(data, "reason")
     entries = _run(lambda: get_queue().decide(g.user.name, ids, action, reason))
-    return jsonify(ids=list(dict.fromkeys(ids)), action=action, decision_entries=entries,
-                   moderator=g.user.name)
+    return jsonify(
+        ids=list(dict.fromkeys(ids)), action=action, decision_entries=entries, moderator=g.user.name
+    )
 
 
 @bp.get("/decisions")
