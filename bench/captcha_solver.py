@@ -127,8 +127,9 @@ def preprocess(image: Image.Image) -> np.ndarray:
     """Grey, ink = high, background ~0, scaled to NORM_HEIGHT; uint8."""
     w, h = image.size
     width = max(WINDOW, round(w * NORM_HEIGHT / h))
-    grey = np.asarray(image.convert("L").resize((width, NORM_HEIGHT), Image.Resampling.BILINEAR),
-                      dtype=np.int16)
+    grey = np.asarray(
+        image.convert("L").resize((width, NORM_HEIGHT), Image.Resampling.BILINEAR), dtype=np.int16
+    )
     ink = np.median(grey) - grey
     return np.clip(ink * 2, 0, 255).astype(np.uint8)
 
@@ -188,7 +189,9 @@ def training_windows(samples, negatives_per_image: int = 3):
                 xs.append(win[x])
                 ys.append(ALPHABET.index(char))
         far = [x for x in range(width) if np.min(np.abs(centre_px - x)) >= 3.5]
-        for x in rng.choice(far, size=min(negatives_per_image, len(far)), replace=False) if far else []:
+        for x in (
+            rng.choice(far, size=min(negatives_per_image, len(far)), replace=False) if far else []
+        ):
             xs.append(win[x])
             ys.append(BACKGROUND)
     return np.asarray(xs, dtype=np.float32) / 255.0, np.asarray(ys)
@@ -206,9 +209,14 @@ class WindowSolver:
 
         self.pca = PCA(n_components=components, random_state=seed, svd_solver="randomized")
         self.mlp = MLPClassifier(
-            hidden_layer_sizes=(hidden,), batch_size=512, learning_rate_init=2e-3,
-            max_iter=epochs, random_state=seed, early_stopping=False,
-            n_iter_no_change=epochs + 1, tol=0.0,
+            hidden_layer_sizes=(hidden,),
+            batch_size=512,
+            learning_rate_init=2e-3,
+            max_iter=epochs,
+            random_state=seed,
+            early_stopping=False,
+            n_iter_no_change=epochs + 1,
+            tol=0.0,
         )
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> WindowSolver:
@@ -269,7 +277,7 @@ def decode(probs: np.ndarray, lengths: tuple[int, int], min_gap: int) -> str:
     centres.reverse()
     chars = []
     for cx in centres:
-        around = probs[max(0, cx - 1): cx + 2, :BACKGROUND].mean(axis=0)
+        around = probs[max(0, cx - 1) : cx + 2, :BACKGROUND].mean(axis=0)
         chars.append(ALPHABET[int(around.argmax())])
     return "".join(chars)
 
@@ -281,9 +289,16 @@ def evaluate(model, samples, lengths, min_gap: int) -> dict:
         guess = decode(probs, lengths, min_gap)
         exact += guess == text
         chars_total += len(text)
-        chars_right += sum(a == b for a, b in zip(guess, text, strict=False)) if len(guess) == len(text) else 0
+        chars_right += (
+            sum(a == b for a, b in zip(guess, text, strict=False)) if len(guess) == len(text) else 0
+        )
     n = len(samples)
-    return {"exact": exact, "n": n, "exact_rate": exact / n, "char_rate": chars_right / max(1, chars_total)}
+    return {
+        "exact": exact,
+        "n": n,
+        "exact_rate": exact / n,
+        "char_rate": chars_right / max(1, chars_total),
+    }
 
 
 # -- tesseract and timing -----------------------------------------------------------
@@ -292,7 +307,10 @@ def evaluate(model, samples, lengths, min_gap: int) -> dict:
 def tesseract_rate(name: str, count: int) -> dict:
     binary = shutil.which("tesseract")
     if binary is None:
-        return {"available": False, "note": "tesseract not installed (apt-get install tesseract-ocr)"}
+        return {
+            "available": False,
+            "note": "tesseract not installed (apt-get install tesseract-ocr)",
+        }
     generator = GENERATORS[name]["factory"]()
     low, high = GENERATORS[name]["lengths"]
     exact = 0
@@ -303,8 +321,18 @@ def tesseract_rate(name: str, count: int) -> dict:
             image, _ = generator.generate_image_with_spans(text)
             image.save(path)
             result = subprocess.run(
-                [binary, str(path), "stdout", "--psm", "7", "-c", f"tessedit_char_whitelist={ALPHABET}"],
-                capture_output=True, text=True, timeout=30,
+                [
+                    binary,
+                    str(path),
+                    "stdout",
+                    "--psm",
+                    "7",
+                    "-c",
+                    f"tessedit_char_whitelist={ALPHABET}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             exact += "".join(result.stdout.split()).upper() == text
     return {"available": True, "exact": exact, "n": count, "exact_rate": exact / max(1, count)}
@@ -328,14 +356,29 @@ def render_median_ms(name: str, count: int) -> float:
 # -- main --------------------------------------------------------------------------
 
 
-def run(train_n: int = 20_000, test_n: int = 1_000, tesseract_n: int = 200, render_n: int = 300,
-        hidden: int = 256, epochs: int = 12, workers: int | None = None, seed: int = 0,
-        generators: tuple[str, ...] = ("default", "ours")) -> dict:
+def run(
+    train_n: int = 20_000,
+    test_n: int = 1_000,
+    tesseract_n: int = 200,
+    render_n: int = 300,
+    hidden: int = 256,
+    epochs: int = 6,
+    workers: int | None = None,
+    seed: int = 0,
+    generators: tuple[str, ...] = ("default", "ours"),
+) -> dict:
     workers = workers or min(2, os.cpu_count() or 1)
     results = {
-        "train_images": train_n, "test_images": test_n, "tesseract_images": tesseract_n,
-        "window": WINDOW, "norm_height": NORM_HEIGHT, "hidden": hidden, "epochs": epochs,
-        "workers": workers, "python": platform.python_version(), "generators": {},
+        "train_images": train_n,
+        "test_images": test_n,
+        "tesseract_images": tesseract_n,
+        "window": WINDOW,
+        "norm_height": NORM_HEIGHT,
+        "hidden": hidden,
+        "epochs": epochs,
+        "workers": workers,
+        "python": platform.python_version(),
+        "generators": {},
     }
     for name in generators:
         lengths = GENERATORS[name]["lengths"]
@@ -354,8 +397,11 @@ def run(train_n: int = 20_000, test_n: int = 1_000, tesseract_n: int = 200, rend
         results["generators"][name] = {
             "lengths": list(lengths),
             "solver": solver | {"train_windows": windows_n, "min_gap": min_gap},
-            "seconds": {"render_datasets": round(render_s, 1), "train": round(train_s, 1),
-                        "solve": round(solve_s, 1)},
+            "seconds": {
+                "render_datasets": round(render_s, 1),
+                "train": round(train_s, 1),
+                "solve": round(solve_s, 1),
+            },
             "tesseract": tesseract_rate(name, tesseract_n),
             "render_median_ms": round(render_median_ms(name, render_n), 3),
         }
@@ -380,15 +426,22 @@ def write_sample_grid(path: Path, count: int = 12, columns: int = 3) -> list[str
 
 
 def print_table(results: dict) -> None:
-    print(f"CAPTCHA solver benchmark: {results['train_images']} training images, "
-          f"{results['test_images']} fresh test images, MLP({results['hidden']}) x {results['epochs']} epochs")
-    print(f"{'generator':<10} {'solver exact':>14} {'per char':>9} {'tesseract':>12} "
-          f"{'render ms':>10} {'train s':>8}")
+    print(
+        f"CAPTCHA solver benchmark: {results['train_images']} training images, "
+        f"{results['test_images']} fresh test images, "
+        f"MLP({results['hidden']}) x {results['epochs']} epochs"
+    )
+    print(
+        f"{'generator':<10} {'solver exact':>14} {'per char':>9} {'tesseract':>12} "
+        f"{'render ms':>10} {'train s':>8}"
+    )
     for name, r in results["generators"].items():
         t = r["tesseract"]
         tess = f"{t['exact_rate']:.1%}" if t.get("available") else "n/a"
-        print(f"{name:<10} {r['solver']['exact_rate']:>14.1%} {r['solver']['char_rate']:>9.1%} "
-              f"{tess:>12} {r['render_median_ms']:>10.2f} {r['seconds']['train']:>8.1f}")
+        print(
+            f"{name:<10} {r['solver']['exact_rate']:>14.1%} {r['solver']['char_rate']:>9.1%} "
+            f"{tess:>12} {r['render_median_ms']:>10.2f} {r['seconds']['train']:>8.1f}"
+        )
     for name, r in results["generators"].items():
         if not r["tesseract"].get("available"):
             print(f"{name}: {r['tesseract']['note']}")
@@ -396,23 +449,39 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): for smoke tests")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes (seconds): for smoke tests"
+    )
     parser.add_argument("--train", type=int, default=None, help="training images per generator")
     parser.add_argument("--test", type=int, default=None, help="fresh test images per generator")
     parser.add_argument("--tesseract", type=int, default=None, help="images for tesseract")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--samples", type=Path, default=None,
-                        help=f"sample grid PNG (default {SAMPLES.relative_to(ROOT)}; next to --out with --quick)")
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        default=None,
+        help=f"sample grid PNG (default {SAMPLES.relative_to(ROOT)}; next to --out with --quick)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        sizes = {"train_n": 200, "test_n": 20, "tesseract_n": 2, "render_n": 20, "epochs": 2,
-                 "hidden": 32}
+        sizes = {
+            "train_n": 200,
+            "test_n": 20,
+            "tesseract_n": 2,
+            "render_n": 20,
+            "epochs": 2,
+            "hidden": 32,
+        }
     else:
         sizes = {}
-    for key, value in (("train_n", args.train), ("test_n", args.test), ("tesseract_n", args.tesseract),
-                       ("epochs", args.epochs)):
+    for key, value in (
+        ("train_n", args.train),
+        ("test_n", args.test),
+        ("tesseract_n", args.tesseract),
+        ("epochs", args.epochs),
+    ):
         if value is not None:
             sizes[key] = value
     results = run(workers=args.workers, **sizes)
