@@ -134,7 +134,11 @@ def train_streaming(
     y_hold = np.asarray(hold_labels)
     if len(set(hold_labels)) < 2:
         raise DataError("too little data: the held-out sample lacks spam or ham")
-    decisions = model.decision_function(hold_texts)
+    # In chunks: 50k texts at once would build a sparse matrix of several hundred MB.
+    decisions = np.concatenate([
+        model.decision_function(hold_texts[start : start + chunk_size])
+        for start in range(0, len(hold_texts), chunk_size)
+    ])
     calibrator = pipeline.fit_calibrator(decisions, y_hold)
     proba = pipeline.calibrate(calibrator, decisions)
     publish_below, reject_at = pipeline.choose_thresholds(proba, y_hold)
