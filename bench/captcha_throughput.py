@@ -32,7 +32,7 @@ def run(models_dir: str, *, quick: bool) -> Section:
 
     from moderation.captcha import random_text
 
-    seconds = 0.5 if quick else 6.0
+    seconds = 0.5 if quick else 4.0
     section = Section("captcha")
     started = time.perf_counter()
     with service_app(models_dir) as app:

@@ -84,6 +84,23 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """RSS, PSS and USS (private clean + dirty) of a live process in bytes.
+
+    RSS counts every resident page, shared or not; PSS divides each shared page by
+    the number of processes mapping it; USS is what the process alone holds (what
+    ending it would give back).
+    """
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[-1] == "kB":
+            fields[name.strip()] = int(parts[0]) * 1024
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0),
+            "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         read_path.seed(server, slug, read_path.PUBLISHED)
         if args.target == "post":
             feed = write_path.CommentFeed(slug)
-            rate_guess = 2000
-            lines = feed.lines(write_path.issue_challenges(
-                server, int(rate_guess * (args.seconds + 3))))
+            rate_guess = 600
+            lines, ripe = write_path._service_lines(
+                server, feed, int(rate_guess * (args.seconds + 3)))
+            write_path.wait_until(ripe)
         elif args.target == "page":
             lines = [f"GET /articles/{slug}"]
         else:

@@ -49,7 +49,7 @@ def fetch(url: str) -> bytes:
 def _measure(base_url: str, path: str, duration: float, warm: bool = True) -> dict:
     request_file = loadgen.write_requests([f"GET {path}"])
     if warm:
-        loadgen.run(base_url, request_file, duration=2, connections=CONNECTIONS)
+        loadgen.run(base_url, request_file, duration=1, connections=CONNECTIONS)
     result = loadgen.run(base_url, request_file, duration=duration, connections=CONNECTIONS)
     return {
         "rps": round(result["rps"], 1), "p50_ms": round(result["p50_ms"], 2),
@@ -62,7 +62,7 @@ def _measure(base_url: str, path: str, duration: float, warm: bool = True) -> di
 
 def run(models_dir: str, start_baseline, *, quick: bool) -> tuple[Section, Gunicorn]:
     """Measure ours, then start the baseline with the bodies ours returned."""
-    duration = 1.0 if quick else 8.0
+    duration = 1.0 if quick else 5.0
     section = Section("read path")
     started = time.perf_counter()
     slug = default_article().slug

@@ -32,7 +32,7 @@ def run(models_dir: str, *, quick: bool) -> Section:
     started = time.perf_counter()
     scorer = load_scorer(models_dir)
     texts = _texts(100 if quick else 2000)
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 3
 
     def batched() -> np.ndarray:
         decisions = scorer.pipeline.decision_function(texts)

@@ -50,8 +50,9 @@ def comment_texts(seed: int = 0):
             yield f"{opener}, {subject} {opinion}; {closer}.{extra}"
 
 
-def post_line(path: str, body: str, challenge_id: str, answer: str, author: str = "") -> str:
+def post_line(path: str, body: str, challenge_id: str, answer: str, author: str = "",
+              form_token: str = "") -> str:
     """One request line (``POST path JSON``) for the load generator."""
     payload = {"body": body, "author": author, "challenge_id": challenge_id,
-               "captcha_answer": answer}
+               "captcha_answer": answer, "form_token": form_token}
     return f"POST {path} {json.dumps(payload, separators=(',', ':'))}"
