@@ -118,6 +118,10 @@ def from_environment() -> dict[str, Any]:
         "RATE_LIMIT_PER_IP": os.environ.get("RATE_LIMIT_PER_IP", "5 per minute;60 per day"),
         "RATE_LIMIT_PER_ARTICLE": os.environ.get("RATE_LIMIT_PER_ARTICLE", "60 per minute"),
         "RATE_LIMIT_CHALLENGES": os.environ.get("RATE_LIMIT_CHALLENGES", "30 per minute"),
+        # Flask-Limiter's counting strategy. The sliding-window counter weighs the last
+        # window's count, so a client gets no 2x burst across a window boundary, at two
+        # counters per limit (the "moving-window" log keeps one entry per hit: slow).
+        "RATELIMIT_STRATEGY": os.environ.get("RATE_LIMIT_STRATEGY", "sliding-window-counter"),
         # Same normalized text again within this many seconds is a repeat post.
         "REPEAT_WINDOW_SECONDS": _int("REPEAT_WINDOW_SECONDS", 3600),
         # Operator-editable banned/suspect word lists (re-read when the file changes).
