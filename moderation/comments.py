@@ -84,18 +84,26 @@ def new_comment_id() -> str:
     return secrets.token_hex(8)
 
 
-def save(connection: redis.Redis, comment: Comment) -> None:
-    """Store a new comment and index it by its status, atomically."""
-    with connection.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.comment(comment.id), mapping=comment.to_hash())
-        pipe.zadd(keys.ALL_COMMENTS, {comment.id: comment.created})
-        if comment.status == PUBLISHED:
-            pipe.zadd(keys.article_published(comment.article), {comment.id: comment.created})
-        elif comment.status == HELD:
-            pipe.zadd(keys.REVIEW_QUEUE, {comment.id: comment.score})
-        else:
-            pipe.zadd(keys.REJECTED, {comment.id: comment.created})
-        pipe.execute()
+def save(connection: redis.Redis, comment: Comment, *,
+         pipe: redis.client.Pipeline | None = None) -> None:
+    """Store a new comment and index it by its status, atomically.
+
+    With ``pipe`` (a transaction pipeline) the writes are only queued on it, so the
+    caller can add its own and send everything in one round trip.
+    """
+    if pipe is None:
+        with connection.pipeline(transaction=True) as own:
+            save(connection, comment, pipe=own)
+            own.execute()
+        return
+    pipe.hset(keys.comment(comment.id), mapping=comment.to_hash())
+    pipe.zadd(keys.ALL_COMMENTS, {comment.id: comment.created})
+    if comment.status == PUBLISHED:
+        pipe.zadd(keys.article_published(comment.article), {comment.id: comment.created})
+    elif comment.status == HELD:
+        pipe.zadd(keys.REVIEW_QUEUE, {comment.id: comment.score})
+    else:
+        pipe.zadd(keys.REJECTED, {comment.id: comment.created})
 
 
 def get(connection: redis.Redis, comment_id: str) -> Comment | None:

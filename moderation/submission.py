@@ -166,8 +166,11 @@ def submit(
         explanation=result.explanation,
     )
     comment.status = comments.VERDICT_TO_STATUS[_VERDICT_OF_OUTCOME[outcome]]
-    comments.save(connection, comment)
-    protections.guards.remember(draft)
+    # The comment, its indexes and the repeat-post memory: one atomic round trip.
+    with connection.pipeline(transaction=True) as pipe:
+        comments.save(connection, comment, pipe=pipe)
+        protections.guards.remember(draft, pipe=pipe)
+        pipe.execute()
 
     new_pass = None
     if (
