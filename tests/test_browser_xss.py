@@ -13,18 +13,11 @@ Skipped when /usr/bin/chromium is missing, unless REQUIRE_BROWSER=1 (CI), then i
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
 from moderation.users import UserStore
 from tests.conftest import CAPTCHA_TEXT
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery staple"
 
 pytestmark = pytest.mark.browser
@@ -111,38 +104,23 @@ APP_CONFIG = {"PUBLISH_BELOW": 1.0, "REJECT_AT": 1.0, "MAX_NAME_CHARS": 500,
 
 
 @pytest.fixture
-def chromium():
-    if not CHROMIUM.exists():
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("REQUIRE_BROWSER=1 but /usr/bin/chromium is missing")
-        pytest.skip("/usr/bin/chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """Debian's Chromium through the shared fixture (skips/fails as conftest says)."""
+    return browser
 
 
 @pytest.fixture
-def live_app(make_app):
+def live_app(make_live_server, empty_word_list):
     """The app on a loopback port, in a thread, for the browser."""
-    app = make_app(**APP_CONFIG, WORD_LIST_PATH=_empty_word_list())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    server = make_live_server(**APP_CONFIG, WORD_LIST_PATH=empty_word_list)
+    return server.app, server.url
 
 
-def _empty_word_list() -> str:
-    import tempfile
-
-    handle = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-    handle.write("[banned]\n[suspect]\n")
-    handle.close()
-    return handle.name
+@pytest.fixture
+def empty_word_list(tmp_path) -> str:
+    path = tmp_path / "words.txt"
+    path.write_text("[banned]\n[suspect]\n")
+    return str(path)
 
 
 def _post_all(client, slug, status_expected):
@@ -197,13 +175,13 @@ def test_payloads_do_not_run_on_the_article_page(chromium, live_app, article_slu
 
 
 def test_payloads_do_not_run_in_the_moderator_queue(chromium, live_app, make_app, article_slug,
-                                                    redis_client):
+                                                    redis_client, empty_word_list):
     app, base = live_app
     if "moderate.queue" not in app.view_functions:
         pytest.skip("the moderator UI (/moderate) is not wired into the app yet")
     # Same Redis, thresholds that hold everything: the payloads land in the review queue.
     hold_app = make_app(**{**APP_CONFIG, "PUBLISH_BELOW": 0.0},
-                        WORD_LIST_PATH=_empty_word_list())
+                        WORD_LIST_PATH=empty_word_list)
     _post_all(hold_app.test_client(), article_slug, 202)
     UserStore(redis_client).create("mia", PASSWORD, "moderator")
 
