@@ -131,15 +131,40 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
+#: What a public listing reads of each comment (``Comment.public_dict``).
+PUBLIC_FIELDS = ("id", "article", "author", "body", "created")
+
+# A page of a listing in one round trip: the count, then each comment's public fields
+# (a page view made three round trips before; make bench: the article page was bound
+# on Redis replies). KEYS[1] the published zset; ARGV: start, stop, comment key
+# prefix, field names.
+_PAGE_SCRIPT = """
+local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
+local out = {redis.call('ZCARD', KEYS[1])}
+for _, id in ipairs(ids) do
+  out[#out + 1] = redis.call('HMGET', ARGV[3] .. id, unpack(ARGV, 4))
+end
+return out
+"""
+
+
 def list_published(connection: redis.Redis, slug: str, page: int = 1, per_page: int = 20) -> Page:
-    """One page of an article's published comments, newest first."""
-    key = keys.article_published(slug)
+    """One page of an article's published comments, newest first (public fields only)."""
     start = (page - 1) * per_page
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.zcard(key)
-        pipe.zrevrange(key, start, start + per_page - 1)
-        total, ids = pipe.execute()
-    return Page(comments=get_many(connection, ids), page=page, per_page=per_page, total=total)
+    reply = connection.register_script(_PAGE_SCRIPT)(
+        keys=[keys.article_published(slug)],
+        args=[start, start + per_page - 1, keys.comment(""), *PUBLIC_FIELDS],
+    )
+    found = []
+    for row in reply[1:]:
+        data = dict(zip(PUBLIC_FIELDS, row, strict=True))
+        if data["id"] is None:  # deleted between the ZREVRANGE and the HMGET: skip it
+            continue
+        data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+        found.append(Comment(id=data["id"], article=data["article"] or slug,
+                             author=data["author"] or "", body=data["body"] or "",
+                             created=float(data["created"] or 0), status=PUBLISHED))
+    return Page(comments=found, page=page, per_page=per_page, total=int(reply[0]))
 
 
 def make_comment(
