@@ -209,3 +209,15 @@ def test_comment_text_is_escaped(make_app, article_slug):
     page = reader.client.get(response.headers["Location"]).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_csrf_failure_outside_the_comment_form_is_a_clear_400(app, redis_client):
+    # Flask does not handle an exception raised inside an error handler: it must return.
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    from flask_wtf.csrf import CSRFError
+
+    with app.test_request_context("/somewhere", method="POST"):
+        from moderation.views.articles import handle_csrf_error
+
+        response, status = handle_csrf_error(CSRFError("The CSRF token is missing."))
+    assert status == 400

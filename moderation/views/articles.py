@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFError
 
 from .. import comments
 from ..articles import Article, default_article, get_article
-from ..errors import ApiError
+from ..errors import ApiError, error_response
 from ..guards import HONEYPOT_FIELD
 from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
 from ..redis_store import get_redis
@@ -205,6 +205,7 @@ def handle_csrf_error(error: CSRFError):
             form.pop("captcha_answer", None)
             message = "The form had expired. Please check the new image and press Save again."
             return render_article(article, form=form, errors={"form": message}, status=400)
-    raise ApiError(
+    # Returned, not raised: an exception raised inside an error handler is not handled again.
+    return error_response(ApiError(
         400, "csrf_failed", f"The form's security token is missing or wrong: {error.description}"
-    )
+    ))
