@@ -18,7 +18,7 @@ import time
 from .common import Row, Section
 
 #: Inside `make bench` (10-minute total): about a minute on 2 cores.
-SOLVER_FULL = {"train_n": 800, "test_n": 150, "tesseract_n": 0, "render_n": 50,
+SOLVER_FULL = {"train_n": 600, "test_n": 150, "tesseract_n": 0, "render_n": 50,
                "epochs": 4, "hidden": 128}
 SOLVER_QUICK = {"train_n": 60, "test_n": 10, "tesseract_n": 0, "render_n": 5,
                 "epochs": 2, "hidden": 32}

@@ -209,12 +209,17 @@ def run(*, quick: bool, results_dir: Path = RESULTS_DIR) -> Section:
                 "(info: linear fit)", None,
                 notes=f"NOT MEASURED: 1M skipped to keep make bench under 10 min; "
                       f"least-squares line through {measured}"))
+            # Peak RSS is set by the chunk (20,000 texts), not by the corpus: a size
+            # below one chunk holds fewer texts at once, so a line through the points
+            # would overstate 1M. Shown as measured, judged only where measured.
             section.rows.append(Row(
-                "training: streaming peak RSS at 1M (EXTRAPOLATED)", guess["peak_rss_mb"],
-                "MB", "<= 2 GiB at 1M", guess["peak_rss_mb"] / 1024 <= 2.0,
-                baseline=big["peak_rss_mb"],
-                notes=f"NOT MEASURED: linear fit of {rss} (baseline col = largest measured, "
-                      f"{big['n']:,}); plot {name}"))
+                f"training: streaming peak RSS at {big['n']:,} (1M NOT MEASURED)",
+                big["peak_rss_mb"], "MB", "<= 2 GiB at 1M", None,
+                baseline=small["peak_rss_mb"],
+                notes=f"{rss}; the trainer holds one chunk (default 20,000 texts) at a time, "
+                      f"so peak RSS should stay near the {big['n']:,} figure at 1M, but 1M "
+                      f"did not fit the 10-minute budget; linear fit (an upper bound) "
+                      f"{guess['peak_rss_mb']:.0f} MB; plot {name}"))
     else:
         why = curve.get("missing") or "streaming runs failed: see JSON"
         for figure in ("training: streaming time 10k -> 1M", "training: streaming peak RSS 1M"):

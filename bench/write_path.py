@@ -15,6 +15,7 @@ import math
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from moderation.articles import default_article
 from moderation.captcha import ChallengeStore
@@ -129,10 +130,26 @@ def _ready_file(server: Gunicorn, feed: CommentFeed, count: int):
     return path
 
 
-def measure_service(models_dir: str, duration: float, quick: bool) -> dict:
+def _baseline_file() -> Path:
+    feed = CommentFeed("baseline")
+    feed.path = "/xadd"
+    return loadgen.write_requests(feed.lines([f"baseline-{i}" for i in range(20000)]))
+
+
+def measure(models_dir: str, duration: float, quick: bool,
+            baseline: Gunicorn) -> tuple[dict, dict]:
+    """Ours and the baseline, phase by phase in turn (so both see the same machine).
+
+    The maximum-rate phase runs ``rounds`` times for each, alternating ours and the
+    baseline; each side's best round is its maximum rate (on a shared machine the
+    best of a few runs is the least disturbed one; both sides get the same rule).
+    """
     slug = default_article().slug
     feed = CommentFeed(slug)
     raw: dict = {}
+    base: dict = {}
+    base_file = _baseline_file()
+    rounds = 1 if quick else 2
     with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": models_dir}) as server:
         server.warm(["/", f"/api/v1/articles/{slug}/comments"], rounds=1 if quick else 4)
         # Warm-up run: loads everything lazily loaded, and estimates the rate.
@@ -140,52 +157,49 @@ def measure_service(models_dir: str, duration: float, quick: bool) -> dict:
         warm = loadgen.run(server.base_url, warm_file, duration=1 if quick else 2,
                            connections=CONNECTIONS)
         raw["warmup"] = _summary(warm, ANSWERED)
+        if not quick:
+            loadgen.run(baseline.base_url, base_file, duration=1, connections=CONNECTIONS)
         guess = max(warm["rps"], 50.0)
 
-        # Maximum rate: closed loop, no pauses.
-        needed = int(guess * duration * 1.6) + 200
-        request_file = _ready_file(server, feed, needed)
-        peak = loadgen.run(server.base_url, request_file, duration=duration,
-                           connections=CONNECTIONS)
+        # Maximum rate: closed loop, no pauses; ours and the baseline in turn.
+        ours_rounds, base_rounds = [], []
+        for _ in range(rounds):
+            request_file = _ready_file(server, feed, int(guess * duration * 1.6) + 200)
+            ours_rounds.append(loadgen.run(server.base_url, request_file, duration=duration,
+                                           connections=CONNECTIONS))
+            base_rounds.append(loadgen.run(baseline.base_url, base_file, duration=duration,
+                                           connections=CONNECTIONS))
+            guess = max(guess, ours_rounds[-1]["rps"])
+        peak = max(ours_rounds, key=lambda r: r["rps"])
+        base_peak = max(base_rounds, key=lambda r: r["rps"])
         raw["max_rate"] = _summary(peak, ANSWERED)
+        raw["max_rate_rounds"] = [_summary(r, ANSWERED) for r in ours_rounds]
+        base["max_rate"] = _summary(base_peak, {201})
+        base["max_rate_rounds"] = [_summary(r, {201}) for r in base_rounds]
 
-        # Latency at half of the maximum rate.
+        # Latency at half of each one's own maximum rate.
         target = peak["rps"] / 2
-        service_ms = 1000.0 * 2 / max(peak["rps"], 1.0)
-        delay = _delay_for(target, LATENCY_CONNECTIONS, service_ms)
+        delay = _delay_for(target, LATENCY_CONNECTIONS, 1000.0 * 2 / max(peak["rps"], 1.0))
         request_file = _ready_file(server, feed, int(target * duration * 1.3) + 100)
         half = loadgen.run(server.base_url, request_file, duration=duration,
                            connections=LATENCY_CONNECTIONS, delay_ms=delay)
         raw["half_rate"] = {**_summary(half, ANSWERED), "target_rps": round(target, 1)}
+        base_target = base_peak["rps"] / 2
+        base_delay = _delay_for(base_target, LATENCY_CONNECTIONS,
+                                1000.0 * 2 / max(base_peak["rps"], 1.0))
+        base_half = loadgen.run(baseline.base_url, base_file, duration=duration,
+                                connections=LATENCY_CONNECTIONS, delay_ms=base_delay)
+        base["half_rate"] = {**_summary(base_half, {201}), "target_rps": round(base_target, 1)}
         raw["stored_comments"] = server.redis().zcard("mod:comments:all")
         raw["gunicorn_log_tail"] = server.log_tail(5)
-    return raw
-
-
-def measure_baseline(duration: float, quick: bool, server: Gunicorn) -> dict:
-    feed = CommentFeed("baseline")
-    feed.path = "/xadd"
-    raw: dict = {}
-    lines = feed.lines([f"baseline-{i}" for i in range(20000)])
-    request_file = loadgen.write_requests(lines)
-    if not quick:
-        loadgen.run(server.base_url, request_file, duration=1, connections=CONNECTIONS)
-    peak = loadgen.run(server.base_url, request_file, duration=duration, connections=CONNECTIONS)
-    raw["max_rate"] = _summary(peak, {201})
-    target = peak["rps"] / 2
-    delay = _delay_for(target, LATENCY_CONNECTIONS, 1000.0 * 2 / max(peak["rps"], 1.0))
-    half = loadgen.run(server.base_url, request_file, duration=duration,
-                       connections=LATENCY_CONNECTIONS, delay_ms=delay)
-    raw["half_rate"] = {**_summary(half, {201}), "target_rps": round(target, 1)}
-    return raw
+    return raw, base
 
 
 def run(models_dir: str, baseline: Gunicorn, *, quick: bool) -> Section:
-    duration = 1.0 if quick else 6.0
+    duration = 1.0 if quick else 5.0
     section = Section("write path")
     started = time.perf_counter()
-    ours = measure_service(models_dir, duration, quick)
-    base = measure_baseline(duration, quick, baseline)
+    ours, base = measure(models_dir, duration, quick, baseline)
     section.raw = {"ours": ours, "baseline": base}
     o, b = ours["max_rate"], base["max_rate"]
     ratio = o["rps"] / b["rps"] if b["rps"] else math.nan
@@ -193,7 +207,11 @@ def run(models_dir: str, baseline: Gunicorn, *, quick: bool) -> Section:
     section.rows = [
         Row("write: requests/s (max rate)", o["rps"], "req/s", ">= 0.5x baseline",
             ratio >= 0.5, baseline=b["rps"], ratio=ratio,
-            notes=f"{tool}, {o['connections']} connections, {o['seconds']:.0f} s"),
+            notes=f"{tool}, {o['connections']} connections, best of "
+                  f"{len(ours['max_rate_rounds'])} x {o['seconds']:.0f} s alternating with "
+                  f"the baseline (rounds: "
+                  f"{', '.join(str(r['rps']) for r in ours['max_rate_rounds'])} vs "
+                  f"{', '.join(str(r['rps']) for r in base['max_rate_rounds'])} req/s)"),
         Row("write: p50 at max rate", o["p50_ms"], "ms", "(info)", None,
             baseline=b["p50_ms"], ratio=o["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None),
         Row("write: p99 at max rate", o["p99_ms"], "ms", "(info)", None,
