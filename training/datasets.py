@@ -9,7 +9,6 @@ message naming the file and row.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moderation.model_registry import sha256_file
 from moderation.text import normalize
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -78,14 +78,6 @@ class Corpus:
     def groups(self) -> list[str]:
         """Group ids for splitting: texts equal after normalization share a group."""
         return [normalize(t) for t in self.texts]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_label(value: object, where: str) -> int:
