@@ -243,27 +243,37 @@ def group_key(text: str) -> str:
 # Refusals come back as a JSON list of [id, code, who, status, lease_ms].
 # ---------------------------------------------------------------------------
 
-# KEYS: queue, then per item (comment hash, claim, history)
-# ARGV: moderator, lease_ms, now, then per item the id
-_CLAIM = """
-local moderator, lease_ms, now = ARGV[1], ARGV[2], ARGV[3]
-local n = (#KEYS - 1) / 3
-local refusals = {}
-for i = 1, n do
-  local id = ARGV[3 + i]
-  local hkey, ckey = KEYS[2 + (i - 1) * 3], KEYS[3 + (i - 1) * 3]
-  if redis.call('EXISTS', hkey) == 0 then
-    refusals[#refusals + 1] = {id, 'not_found', '', '', 0}
-  elseif not redis.call('ZSCORE', KEYS[1], id) then
-    local f = redis.call('HMGET', hkey, 'decided_by', 'status')
-    refusals[#refusals + 1] = {id, 'already_decided', f[1] or '', f[2] or '', 0}
-  else
-    local holder = redis.call('GET', ckey)
-    if holder and holder ~= moderator then
-      refusals[#refusals + 1] = {id, 'claimed', holder, 'held', redis.call('PTTL', ckey)}
+# The check shared by claim and decide: an item must exist, still be queued and not
+# be held by another moderator. Lua function prepended to those scripts.
+_REFUSALS = """
+local function refusals_for(queue, moderator, n, id_at, hkey_at, ckey_at)
+  local refusals = {}
+  for i = 1, n do
+    local id = ARGV[id_at(i)]
+    local hkey, ckey = KEYS[hkey_at(i)], KEYS[ckey_at(i)]
+    if redis.call('EXISTS', hkey) == 0 then
+      refusals[#refusals + 1] = {id, 'not_found', '', '', 0}
+    elseif not redis.call('ZSCORE', queue, id) then
+      local f = redis.call('HMGET', hkey, 'decided_by', 'status')
+      refusals[#refusals + 1] = {id, 'already_decided', f[1] or '', f[2] or '', 0}
+    else
+      local holder = redis.call('GET', ckey)
+      if holder and holder ~= moderator then
+        refusals[#refusals + 1] = {id, 'claimed', holder, 'held', redis.call('PTTL', ckey)}
+      end
     end
   end
+  return refusals
 end
+"""
+
+# KEYS: queue, then per item (comment hash, claim, history)
+# ARGV: moderator, lease_ms, now, then per item the id
+_CLAIM = _REFUSALS + """
+local moderator, lease_ms, now = ARGV[1], ARGV[2], ARGV[3]
+local n = (#KEYS - 1) / 3
+local refusals = refusals_for(KEYS[1], moderator, n, function(i) return 3 + i end,
+  function(i) return 2 + (i - 1) * 3 end, function(i) return 3 + (i - 1) * 3 end)
 if #refusals > 0 then return {0, cjson.encode(refusals)} end
 for i = 1, n do
   local ckey, hist = KEYS[3 + (i - 1) * 3], KEYS[4 + (i - 1) * 3]
@@ -323,27 +333,12 @@ return {1, '[]'}
 
 # KEYS: queue, decisions stream, then per item (comment hash, claim, history, target index)
 # ARGV: moderator, action, label, new status, reason, now, then ids
-_DECIDE = """
+_DECIDE = _REFUSALS + """
 local moderator, action, label, status, reason, now =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local n = (#KEYS - 2) / 4
-local refusals = {}
-for i = 1, n do
-  local id = ARGV[6 + i]
-  local b = 2 + (i - 1) * 4
-  local hkey, ckey = KEYS[b + 1], KEYS[b + 2]
-  if redis.call('EXISTS', hkey) == 0 then
-    refusals[#refusals + 1] = {id, 'not_found', '', '', 0}
-  elseif not redis.call('ZSCORE', KEYS[1], id) then
-    local f = redis.call('HMGET', hkey, 'decided_by', 'status')
-    refusals[#refusals + 1] = {id, 'already_decided', f[1] or '', f[2] or '', 0}
-  else
-    local holder = redis.call('GET', ckey)
-    if holder and holder ~= moderator then
-      refusals[#refusals + 1] = {id, 'claimed', holder, 'held', redis.call('PTTL', ckey)}
-    end
-  end
-end
+local refusals = refusals_for(KEYS[1], moderator, n, function(i) return 6 + i end,
+  function(i) return 3 + (i - 1) * 4 end, function(i) return 4 + (i - 1) * 4 end)
 if #refusals > 0 then return {0, cjson.encode(refusals)} end
 local entries = {}
 for i = 1, n do
