@@ -22,7 +22,8 @@ run: model  ## serve on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL i
 	@echo "Serving on http://127.0.0.1:8000/  (Ctrl-C stops the service and its embedded Redis)"
 	$(BIN)/gunicorn -c gunicorn.conf.py moderation.wsgi:app
 
-test: install  ## everything CI checks
+test: install  ## everything CI checks: lint, then the tests
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 train: install  ## retrain from the shipped data and write reports/<version>/

@@ -60,7 +60,8 @@ def build_app(redis_url: str, models_dir: Path, policy: str):
 
 def fuzz_operation(app, label: str, mode: str, examples: int, seed: int, slug: str) -> dict:
     import schemathesis
-    from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation import GenerationMode

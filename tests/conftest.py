@@ -219,12 +219,16 @@ def live_server(make_live_server) -> LiveServer:
 def browser():
     if not CHROMIUM_PATH.exists():
         if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {CHROMIUM_PATH} is missing (install Debian's chromium)")
+            pytest.fail(
+                f"REQUIRE_BROWSER=1 but {CHROMIUM_PATH} is missing (install Debian's chromium)"
+            )
         pytest.skip(f"{CHROMIUM_PATH} is not installed: browser tests need Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 

@@ -116,8 +116,8 @@ def test_wrong_answers_end_the_challenge_after_the_attempt_limit(reader, redis_c
         fields = reader.form_fields(response.get_data(as_text=True))
     assert fields["challenge_id"] != first["challenge_id"]  # a new image to read
     assert not redis_client.exists(keys.captcha(first["challenge_id"]))
-    late = {**fields, "challenge_id": first["challenge_id"], "body": HAM, "captcha_answer": "K7PXWM",
-            "action": "save"}
+    late = {**fields, "challenge_id": first["challenge_id"], "body": HAM,
+            "captcha_answer": "K7PXWM", "action": "save"}
     assert reader.client.post(f"/articles/{reader.slug}/comments", data=late).status_code == 400
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
