@@ -109,6 +109,34 @@ def fuzz_operation(app, label: str, mode: str, examples: int, seed: int, slug: s
     }
 
 
+def run(*, requests: int = 20_000, seed: int | None = None, policy: str = "adaptive",
+        models_dir: Path | None = None, quick: bool = False) -> dict:
+    """Run a campaign and return its results (``make bench`` calls this with a small budget)."""
+    if quick:
+        requests = min(requests, 60)
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    print(f"[fuzz] seed {seed}, {requests} requests, policy {policy}", file=sys.stderr)
+
+    from moderation.articles import default_article
+
+    from .common import ensure_model, redis_server
+
+    models_dir = ensure_model(models_dir)
+    rows = []
+    with redis_server() as url:
+        app = build_app(url, models_dir, policy)
+        for (label, mode), weight in WEIGHTS.items():
+            examples = max(1, int(requests * weight))
+            row = fuzz_operation(app, label, mode, examples, seed, default_article().slug)
+            rows.append(row)
+            print(f"[fuzz] {mode:8} {label:42} {row['requests']:6} requests, "
+                  f"{row['server_errors']} 5xx, {len(row['failures'])} failing checks, "
+                  f"{row['seconds']} s", file=sys.stderr, flush=True)
+    return {"seed": seed, "policy": policy, "requests": sum(r["requests"] for r in rows),
+            "server_errors": sum(r["server_errors"] for r in rows),
+            "failing_operations": sum(len(r["failures"]) for r in rows), "operations": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="total request budget")
@@ -116,33 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="adaptive", choices=("always", "remember", "adaptive"))
     parser.add_argument("--models-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    print(f"[fuzz] seed {seed}, {args.requests} requests, policy {args.policy}", file=sys.stderr)
-
-    from moderation.articles import default_article
-
-    from .common import ensure_model, redis_server
-
-    models_dir = ensure_model(args.models_dir)
-    rows = []
-    with redis_server() as url:
-        app = build_app(url, models_dir, args.policy)
-        for (label, mode), weight in WEIGHTS.items():
-            examples = max(1, int(args.requests * weight))
-            row = fuzz_operation(app, label, mode, examples, seed, default_article().slug)
-            rows.append(row)
-            print(f"[fuzz] {mode:8} {label:42} {row['requests']:6} requests, "
-                  f"{row['server_errors']} 5xx, {len(row['failures'])} failing checks, "
-                  f"{row['seconds']} s", file=sys.stderr, flush=True)
-
-    total = sum(r["requests"] for r in rows)
-    errors = sum(r["server_errors"] for r in rows)
-    failing = sum(len(r["failures"]) for r in rows)
+    result = run(requests=args.requests, seed=args.seed, policy=args.policy,
+                 models_dir=args.models_dir)
+    seed, rows = result["seed"], result["operations"]
+    total, errors, failing = (result["requests"], result["server_errors"],
+                              result["failing_operations"])
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    result = {"seed": seed, "policy": args.policy, "requests": total, "server_errors": errors,
-              "failing_operations": failing, "operations": rows}
     (RESULTS_DIR / "fuzz_campaign.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# Fuzz campaign (seed {seed}, policy {args.policy})", "",
+    lines = [f"# Fuzz campaign (seed {seed}, policy {result['policy']})", "",
              f"{total} requests, {errors} answered 5xx, {failing} operations with failing checks.",
              "", "| mode | operation | requests | 5xx | failing checks | statuses | seconds |",
              "|---|---|---|---|---|---|---|"]
