@@ -141,12 +141,12 @@ def submit(
     )
     guard = protections.guards.run(draft)
     result = scorer.score(submission.body)
-    outcome = more_severe(guard.outcome, _OUTCOME_OF_VERDICT[result.verdict])
+    model_outcome = _OUTCOME_OF_VERDICT[result.verdict]
+    outcome = more_severe(guard.outcome, model_outcome)
     if policy == ADAPTIVE and outcome == HOLD and not solved:
         log.info("comment on %s: CAPTCHA required (unsure)", article)
         raise CAPTCHA_REQUIRED
 
-    model_outcome = _OUTCOME_OF_VERDICT[result.verdict]
     if guard.outcome == model_outcome != PASS:
         reason = f"{guard.reason} Model: {result.reason}".strip()
     elif outcome == guard.outcome != PASS:

@@ -147,22 +147,24 @@ def test_foreign_artifact_with_untrusted_types_is_refused(models_dir, scorer, tm
     copy_version(models_dir, scorer.version, tmp_path, "foreign")
     artifact = tmp_path / "foreign" / "model.skops"
     sio.dump({"pipeline": shutil.rmtree, "calibrator": None}, artifact)
-    meta_path = tmp_path / "foreign" / "metadata.json"
+    reseal(artifact)
+    with pytest.raises(ArtifactError, match="untrusted types .*shutil.rmtree"):
+        load_scorer(tmp_path, "foreign")
+
+
+def reseal(artifact):
+    """Make the metadata's checksum match a replaced artifact, as a careful attacker would."""
+    meta_path = artifact.parent / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta["artifact_sha256"] = model_registry.sha256_file(artifact)
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ArtifactError, match="untrusted types .*shutil.rmtree"):
-        load_scorer(tmp_path, "foreign")
 
 
 def test_corrupt_artifact_is_refused(models_dir, scorer, tmp_path):
     copy_version(models_dir, scorer.version, tmp_path, "corrupt")
     artifact = tmp_path / "corrupt" / "model.skops"
     artifact.write_bytes(b"not a zip file at all")
-    meta_path = tmp_path / "corrupt" / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["artifact_sha256"] = model_registry.sha256_file(artifact)
-    meta_path.write_text(json.dumps(meta))
+    reseal(artifact)
     with pytest.raises(ArtifactError, match="corrupt model artifact"):
         load_scorer(tmp_path, "corrupt")
 
