@@ -189,16 +189,22 @@ def test_app_loads_the_scorer_once_at_start(app, models_dir):
         assert get_scorer() is first
 
 
-def test_promote_and_rollback_switch_two_running_apps_within_two_seconds(
-    make_app, models_dir, redis_client, tmp_path
-):
-    """Two app instances share one real Redis; neither is restarted."""
+def two_versions(models_dir, tmp_path):
+    """A models folder holding two copies of the session's model; the older is current."""
     models = tmp_path / "models"
     models.mkdir()
     base = model_registry.current_from_file(models_dir)
     old = copy_version(models_dir, base, models, "20000101-000000-aaaaaa")
     new = copy_version(models_dir, base, models, "20000101-000001-bbbbbb")
     registry.write_current_file(models, old)
+    return models, old, new
+
+
+def test_promote_and_rollback_switch_two_running_apps_within_two_seconds(
+    make_app, models_dir, redis_client, tmp_path
+):
+    """Two app instances share one real Redis; neither is restarted."""
+    models, old, new = two_versions(models_dir, tmp_path)
     workers = [make_app(MODELS_DIR=str(models), MODEL_RELOAD_SECONDS=0.2) for _ in range(2)]
     clients = [w.test_client() for w in workers]
     assert {w.extensions["scorer"].version for w in workers} == {old}
@@ -272,12 +278,7 @@ def test_promotion_reaches_two_worker_processes_within_two_seconds(
     import subprocess
     import sys
 
-    models = tmp_path / "models"
-    models.mkdir()
-    base = model_registry.current_from_file(models_dir)
-    old = copy_version(models_dir, base, models, "20000101-000000-aaaaaa")
-    new = copy_version(models_dir, base, models, "20000101-000001-bbbbbb")
-    registry.write_current_file(models, old)
+    models, old, new = two_versions(models_dir, tmp_path)
     env = {**__import__("os").environ, "MODERATION_VAR_DIR": str(tmp_path / "var")}
     workers = [
         subprocess.Popen([sys.executable, "-c", WORKER, redis_url, str(models)], env=env,
