@@ -7,7 +7,7 @@ through the factory's arguments (no environment variable, header or URL of a run
 service can do either):
 
 * the CAPTCHA text source is injected, so every challenge reads ``BENCH_CAPTCHA_TEXT``
-  and the load generator can solve it (the check itself -- GETDEL, compare -- runs
+  and the load generator can solve it (the check itself -- the attempt-counting script -- runs
   unchanged);
 * the rate limits are set far above the load a benchmark sends from one IP, because
   every benchmark request comes from 127.0.0.1. The limiter still runs and counts in

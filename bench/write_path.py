@@ -5,7 +5,7 @@ The service runs under gunicorn exactly as ``make run`` starts it (same config f
 bench app instance (:mod:`bench.bench_app`). Before each timed phase the benchmark
 issues the challenges the load generator will answer with the service's own
 ``ChallengeStore`` against the service's Redis -- so issuing is not in the timed
-phase, but verifying and consuming each challenge (GETDEL) is.
+phase, but verifying and consuming each challenge (one Lua script) is.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ gets a new one.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -59,17 +58,39 @@ class Check:
     attempts_left: int
 
 
-# Reserve one attempt atomically and hand back the answer to compare, or nil when
-# the challenge is unknown, expired, consumed, or out of attempts. Counting happens
-# before comparing, so N concurrent guesses can never get more than max_attempts
-# comparisons, and a consumed challenge (DEL) is never re-created by HINCRBY.
-_RESERVE_ATTEMPT = """
+# One attempt, start to end, in one atomic script (one round trip): count the attempt
+# *before* comparing, so N concurrent guesses never get more than max_attempts
+# comparisons; a right answer deletes the challenge in the same step, so of several
+# concurrent right answers exactly one wins; the last wrong attempt deletes it too.
+# The SHA-1 digests are compared rather than the strings, so the time the comparison
+# takes says nothing about how much of a guess was right.
+# Reply: {1, 0} right; {0, attempts left} wrong; {-1, 0} unknown, expired, consumed
+# or out of attempts (nothing compared).
+_CHECK_ATTEMPT = """
 local answer = redis.call('HGET', KEYS[1], 'answer')
-if not answer then return false end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if n > tonumber(ARGV[1]) then return false end
-return {answer, n}
+if not answer then return {-1, 0} end
+local limit = tonumber(ARGV[1])
+local used = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if used > limit then return {-1, 0} end
+if redis.sha1hex(ARGV[2]) == redis.sha1hex(answer) then
+  redis.call('DEL', KEYS[1])
+  return {1, 0}
+end
+if used >= limit then redis.call('DEL', KEYS[1]) end
+return {0, limit - used}
 """
+
+#: What a check that compared nothing (unknown, expired, consumed, used up) gives.
+NOT_CHECKED = Check(ok=False, attempts_left=0)
+
+
+def _valid_id(challenge_id: str | None) -> bool:
+    return bool(challenge_id) and len(challenge_id) <= MAX_ID_LENGTH
+
+
+def _check_of_reply(reply) -> Check:
+    status, attempts_left = int(reply[0]), int(reply[1])
+    return Check(ok=status == 1, attempts_left=attempts_left)
 
 
 def _normalize_attempt(attempt: str) -> bytes:
@@ -106,7 +127,7 @@ class ChallengeStore:
             image = HardenedImageCaptcha()
         self.image = image
         self.audio = audio
-        self._reserve = self.redis.register_script(_RESERVE_ATTEMPT)
+        self._check_script = self.redis.register_script(_CHECK_ATTEMPT)
 
     @classmethod
     def from_config(
@@ -194,23 +215,42 @@ class ChallengeStore:
         """Spend one attempt on ``attempt`` (case- and space-insensitive).
 
         A right answer consumes the challenge; of several concurrent right answers
-        only the one whose DEL removes the key wins. The last wrong attempt deletes
-        the challenge too.
+        only one wins. The last wrong attempt deletes the challenge too.
         """
-        if not challenge_id or len(challenge_id) > MAX_ID_LENGTH:
-            return Check(ok=False, attempts_left=0)
-        key = keys.captcha(challenge_id)
-        reserved = self._reserve(keys=[key], args=[self.max_attempts])
-        if not reserved:
-            return Check(ok=False, attempts_left=0)
-        answer, used = reserved[0], int(reserved[1])
-        if isinstance(answer, bytes):
-            answer = answer.decode()
-        if hmac.compare_digest(_normalize_attempt(attempt), answer.encode()):
-            return Check(ok=self.redis.delete(key) == 1, attempts_left=0)
-        if used >= self.max_attempts:
-            self.redis.delete(key)
-        return Check(ok=False, attempts_left=max(0, self.max_attempts - used))
+        if not _valid_id(challenge_id):
+            return NOT_CHECKED
+        reply = self._check_script(
+            keys=[keys.captcha(challenge_id)],
+            args=[self.max_attempts, _normalize_attempt(attempt)],
+        )
+        return _check_of_reply(reply)
+
+    def queue_check(
+        self, pipe: redis.client.Pipeline, challenge_id: str, attempt: str
+    ) -> Callable[[object], Check]:
+        """Queue :meth:`check` on ``pipe``; returns how to read its reply.
+
+        Lets the write path check the CAPTCHA in the same round trip as its other
+        reads. The script is called by its SHA (redis-py's pipelines would otherwise
+        ask ``SCRIPT EXISTS`` first, a round trip of its own); if Redis lost it
+        (restart, ``SCRIPT FLUSH``) the reply is a NOSCRIPT error and the check is
+        simply run again the ordinary way, which loads it. Nothing else was spent.
+        """
+        if not _valid_id(challenge_id):
+            return lambda reply: NOT_CHECKED
+        pipe.evalsha(
+            self._check_script.sha, 1, keys.captcha(challenge_id),
+            self.max_attempts, _normalize_attempt(attempt),
+        )
+
+        def read(reply: object) -> Check:
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                return self.check(challenge_id, attempt)
+            if isinstance(reply, Exception):
+                raise reply
+            return _check_of_reply(reply)
+
+        return read
 
     def verify(self, challenge_id: str, attempt: str) -> bool:
         """Spend one attempt; True only for the (single) winning right answer."""

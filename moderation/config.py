@@ -122,6 +122,10 @@ def from_environment() -> dict[str, Any]:
         # window's count, so a client gets no 2x burst across a window boundary, at two
         # counters per limit (the "moving-window" log keeps one entry per hit: slow).
         "RATELIMIT_STRATEGY": os.environ.get("RATE_LIMIT_STRATEGY", "sliding-window-counter"),
+        # X-RateLimit-* headers on every limited response. Off by default: Flask-Limiter
+        # reads the window back from Redis for them, one more round trip per POST
+        # (Retry-After on a 429 does not depend on this).
+        "RATELIMIT_HEADERS_ENABLED": os.environ.get("RATE_LIMIT_HEADERS", "0") == "1",
         # Same normalized text again within this many seconds is a repeat post.
         "REPEAT_WINDOW_SECONDS": _int("REPEAT_WINDOW_SECONDS", 3600),
         # Operator-editable banned/suspect word lists (re-read when the file changes).

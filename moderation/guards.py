@@ -76,6 +76,9 @@ class Draft:
     ip_hash: str
     honeypot: str = ""
     form_token: str = ""
+    #: (same client, same article) as looked up by :meth:`Guards.queue_repeat_lookup`
+    #: in the caller's round trip; None makes the repeat guard ask Redis itself.
+    repeat_seen: tuple[bool, bool] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -249,15 +252,39 @@ class Guards:
             )
         return OK
 
+    def queue_repeat_lookup(
+        self, pipe: redis.client.Pipeline, draft: Draft
+    ) -> Callable[[list], tuple[bool, bool] | None]:
+        """Queue the repeat guard's reads on ``pipe``; returns how to read the replies.
+
+        The write path sends these with the CAPTCHA check, in one round trip, and
+        passes the answer in ``Draft.repeat_seen``.
+        """
+        if self.repeat_window <= 0:
+            return lambda replies: None
+        digest = text_digest(draft.body)
+        pipe.exists(keys.repeat_by_ip(draft.ip_hash, digest))
+        pipe.exists(keys.repeat_by_article(draft.article, digest))
+
+        def read(replies: list) -> tuple[bool, bool]:
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            same_client, same_article = replies
+            return bool(same_client), bool(same_article)
+
+        return read
+
     def repeat(self, draft: Draft) -> GuardResult:
         """The same text again within the window: from this client, or to this article."""
         if self.repeat_window <= 0:
             return OK
-        digest = text_digest(draft.body)
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.repeat_by_ip(draft.ip_hash, digest))
-            pipe.exists(keys.repeat_by_article(draft.article, digest))
-            same_client, same_article = pipe.execute()
+        seen = draft.repeat_seen
+        if seen is None:
+            with self.connection.pipeline(transaction=False) as pipe:
+                read = self.queue_repeat_lookup(pipe, draft)
+                seen = read(pipe.execute(raise_on_error=False))
+        same_client, same_article = seen
         if same_client:
             return GuardResult(REJECT, "Repeat post: the same text from the same client.",
                                "repeat_same_client")

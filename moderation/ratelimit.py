@@ -84,7 +84,7 @@ def init_app(app: Flask) -> None:
     # sliding-window counter, two counters per limit and one script call per hit. The
     # moving window logged every hit in a list and cost most of a POST's time (bench).
     app.config.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter = Limiter(key_func=client_key, app=app)
     # Its INFO line on every breach names the bucket key (the client's IP hash): keep
     # that out of the logs; ours below says which endpoint, not who.

@@ -116,15 +116,15 @@ def test_concurrent_guesses_cannot_exceed_the_attempt_limit(redis_client):
     guesses = [f"WRONG{i}" for i in range(29)] + ["ABCDEF"]
     barrier = threading.Barrier(len(guesses))
     compared = []
-    original = store._reserve
+    original = store._check_script
 
-    def counting_reserve(*args, **kwargs):
-        reserved = original(*args, **kwargs)
-        if reserved:
-            compared.append(reserved)
-        return reserved
+    def counting_script(*args, **kwargs):
+        reply = original(*args, **kwargs)
+        if int(reply[0]) != -1:  # -1: nothing was compared
+            compared.append(reply)
+        return reply
 
-    store._reserve = counting_reserve
+    store._check_script = counting_script
 
     def attempt(guess):
         barrier.wait()
@@ -312,3 +312,38 @@ def test_image_endpoint_is_not_cacheable_and_fresh(client):
     assert first.headers["Cache-Control"] == "no-store"
     assert first.data != second.data
     assert Image.open(io.BytesIO(first.data)).size == (240, 80)
+
+
+def test_a_check_queued_on_a_pipeline_counts_like_a_direct_one(redis_client):
+    """The write path checks the CAPTCHA in the same round trip as its other reads."""
+    store = ChallengeStore(redis_client, max_attempts=3, text_source=fixed("ABCDEF"))
+    challenge = store.issue()
+    with redis_client.pipeline(transaction=False) as pipe:
+        wrong = store.queue_check(pipe, challenge.id, "ABCDEG")
+        right = store.queue_check(pipe, challenge.id, "abc def")
+        again = store.queue_check(pipe, challenge.id, "ABCDEF")
+        replies = pipe.execute(raise_on_error=False)
+    checks = [read(reply) for read, reply in zip((wrong, right, again), replies, strict=True)]
+    assert [(check.ok, check.attempts_left) for check in checks] == [
+        (False, 2), (True, 0), (False, 0)]
+    assert not redis_client.exists(keys.captcha(challenge.id))
+
+
+def test_a_queued_check_survives_redis_forgetting_its_script(redis_client):
+    """After SCRIPT FLUSH (or a Redis restart) the queued check reruns the normal way."""
+    store = ChallengeStore(redis_client, text_source=fixed("ABCDEF"))
+    challenge = store.issue()
+    redis_client.script_flush()
+    with redis_client.pipeline(transaction=False) as pipe:
+        read = store.queue_check(pipe, challenge.id, "ABCDEF")
+        (reply,) = pipe.execute(raise_on_error=False)
+    assert read(reply).ok
+    assert not store.verify(challenge.id, "ABCDEF")  # consumed exactly once
+
+
+def test_a_queued_check_of_a_malformed_id_queues_nothing(redis_client):
+    store = ChallengeStore(redis_client, text_source=fixed("ABCDEF"))
+    with redis_client.pipeline(transaction=False) as pipe:
+        read = store.queue_check(pipe, "x" * 65, "ABCDEF")
+        assert len(pipe) == 0
+    assert not read(None).ok
