@@ -167,10 +167,20 @@ class ChallengeStore:
         low, high = self.length_range
         return low + secrets.randbelow(high - low + 1)
 
-    def issue(self) -> Challenge:
+    def issue(self, *, pipe: redis.client.Pipeline | None = None) -> Challenge:
+        """A new challenge.
+
+        With ``pipe`` (a transaction pipeline, so the answer never exists without its
+        TTL) the writes are only queued: the challenge exists once the caller
+        executes it, e.g. together with the page's other reads in one round trip.
+        """
         challenge_id = secrets.token_urlsafe(18)
         answer = self.text_source(self._new_length()).upper()
         key = keys.captcha(challenge_id)
+        if pipe is not None:
+            pipe.hset(key, mapping={"answer": answer, "attempts": 0})
+            pipe.expire(key, self.ttl)
+            return Challenge(id=challenge_id, expires_at=time.time() + self.ttl)
         with self.redis.pipeline() as pipe:
             pipe.hset(key, mapping={"answer": answer, "attempts": 0})
             pipe.expire(key, self.ttl)

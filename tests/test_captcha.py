@@ -48,6 +48,18 @@ def test_answer_lives_in_redis_with_ttl(redis_client):
     assert "ABCDEF" not in challenge.id
 
 
+def test_issue_on_the_callers_transaction_exists_once_it_runs(redis_client):
+    # The article page sends the challenge with its listing read in one round trip.
+    store = ChallengeStore(redis_client, ttl_seconds=600, text_source=fixed("ABCDEF"))
+    with redis_client.pipeline(transaction=True) as pipe:
+        challenge = store.issue(pipe=pipe)
+        assert not redis_client.exists(keys.captcha(challenge.id))
+        pipe.execute()
+    assert redis_client.hget(keys.captcha(challenge.id), "answer") == "ABCDEF"
+    assert 590 <= redis_client.ttl(keys.captcha(challenge.id)) <= 600
+    assert store.verify(challenge.id, "abcdef")
+
+
 def test_verify_is_case_and_space_insensitive_and_single_use(redis_client):
     store = ChallengeStore(redis_client, text_source=fixed("ABCDEF"))
     challenge = store.issue()
