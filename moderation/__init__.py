@@ -23,6 +23,7 @@ from . import (
     templating,
 )
 from .captcha import ChallengeStore, TextSource, random_text
+from .comments import PageCache
 
 csrf = CSRFProtect()
 
@@ -48,6 +49,7 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
     redis_store.init_app(app)
+    app.extensions["page_cache"] = PageCache()
     app.extensions["captcha"] = ChallengeStore.from_config(
         app.extensions["redis"],
         app.config,

@@ -23,6 +23,7 @@ from ..submission import submit
 from .common import (
     current_client,
     get_challenges,
+    get_page_cache,
     get_protections,
     no_store,
     set_pass_cookie,
@@ -86,14 +87,22 @@ def list_comments(slug: str):
     _require_article(slug)
     query = parse_list_query(request.args)
     per_page = query.per_page or current_app.config["COMMENTS_PER_PAGE"]
-    listing = comments.list_published(get_redis(), slug, query.page, per_page)
-    return jsonify(
-        comments=[comment.public_dict() for comment in listing.comments],
-        page=listing.page,
-        per_page=listing.per_page,
-        total=listing.total,
-        pages=listing.pages,
+    # The JSON of a page is kept and sent again while Redis reports the same page.
+    cache_key = ("json", slug, query.page, per_page)
+    known_stamp, body = get_page_cache().get(cache_key)
+    listing = comments.read_page(
+        get_redis(), comments.PageQuery(slug, query.page, per_page, known_stamp)
     )
+    if listing is not None:
+        body = jsonify(
+            comments=[comment.public_dict() for comment in listing.comments],
+            page=listing.page,
+            per_page=listing.per_page,
+            total=listing.total,
+            pages=listing.pages,
+        ).get_data()
+        get_page_cache().put(cache_key, listing.stamp, body)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 @bp.post("/articles/<slug>/comments")

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 
 from .. import comments
 from ..articles import Article, default_article, get_article
@@ -33,6 +34,7 @@ from ..submission import submit
 from .common import (
     current_client,
     get_challenges,
+    get_page_cache,
     get_protections,
     no_store,
     page_number,
@@ -80,16 +82,38 @@ def render_article(
 ):
     page = page_number(request.args.get("page"))
     per_page = current_app.config["COMMENTS_PER_PAGE"]
-    listing = comments.list_published(get_redis(), article.slug, page, per_page)
+    # The rendered list is kept per page and reused while Redis still reports the
+    # same page (comments.PageQuery); the pager's links depend on the mount point.
+    cache_key = ("html", request.script_root, article.slug, page, per_page)
+    known_stamp, known_list = get_page_cache().get(cache_key)
+    query = comments.PageQuery(article.slug, page, per_page, known_stamp)
     challenge = None
-    if _captcha_needed(ask_captcha):
+    wanted = _captcha_needed(ask_captcha)
+    if wanted:
         # Keep the reader's challenge while it has attempts left (a fresh drawing of
         # it is served on every image request); otherwise a new one.
-        challenge = get_challenges().live(challenge_id) or get_challenges().issue()
+        challenge = get_challenges().live(challenge_id)
+    new_challenge = wanted and challenge is None
+    # One round trip: the listing read and the new challenge's writes (a transaction
+    # then, so the answer never exists without its TTL).
+    with get_redis().pipeline(transaction=new_challenge) as pipe:
+        query.queue(pipe)
+        if new_challenge:
+            challenge = get_challenges().issue(pipe=pipe)
+        reply = pipe.execute()[0]
+    listing = query.parse(reply)
+    if listing is None:
+        comment_list, total = known_list, comments.stamp_total(known_stamp)
+    else:
+        comment_list = Markup(render_template("_comment_list.html", listing=listing,
+                                              article=article))
+        get_page_cache().put(cache_key, listing.stamp, comment_list)
+        total = listing.total
     html = render_template(
         "article.html",
         article=article,
-        listing=listing,
+        total=total,
+        comment_list=comment_list,
         challenge=challenge,
         form_token=current_app.extensions["form_clock"].stamp(),
         honeypot_field=HONEYPOT_FIELD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 
 from ..captcha import ChallengeStore
-from ..comments import hash_ip
+from ..comments import PageCache, hash_ip
 from ..policies import PASS_COOKIE
 from ..submission import Client, Protections
 
@@ -16,6 +16,11 @@ def get_challenges() -> ChallengeStore:
 
 def get_protections() -> Protections:
     return current_app.extensions["protections"]
+
+
+def get_page_cache() -> PageCache:
+    """This process's rendered listing pages (see comments.PageCache)."""
+    return current_app.extensions["page_cache"]
 
 
 def set_pass_cookie(response, cookie_value: str | None):
