@@ -30,6 +30,24 @@ def test_every_response_has_the_headers(client, article_slug, path):
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
+def test_headers_are_set_once_with_the_whole_policy(client, article_slug):
+    response = client.get(f"/articles/{article_slug}")
+    assert response.headers.getlist("Content-Security-Policy") == [
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "media-src 'self'; connect-src 'self'; font-src 'self'; form-action 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ]
+    assert response.headers.getlist("Permissions-Policy") == ["browsing-topics=()"]
+    assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert "Strict-Transport-Security" not in response.headers  # the TLS proxy's job
+
+
+def test_frame_ancestors_self_maps_to_sameorigin(make_app, article_slug):
+    response = make_app(FRAME_ANCESTORS="'self'").test_client().get(f"/articles/{article_slug}")
+    assert csp_directives(response)["frame-ancestors"] == "'self'"
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
 def test_frame_ancestors_is_configurable(make_app, article_slug):
     client = make_app(FRAME_ANCESTORS="'self' https://news.example").test_client()
     response = client.get(f"/articles/{article_slug}")
