@@ -112,6 +112,7 @@ def render_article(
     html = render_template(
         "article.html",
         article=article,
+        article_text=_article_text(article),
         total=total,
         comment_list=comment_list,
         challenge=challenge,
@@ -121,8 +122,18 @@ def render_article(
         errors=errors or {},
         max_body=current_app.config["MAX_COMMENT_CHARS"],
         max_name=current_app.config["MAX_NAME_CHARS"],
+        captcha_width=current_app.config["CAPTCHA_WIDTH"],
+        captcha_height=current_app.config["CAPTCHA_HEIGHT"],
     )
     return no_store(current_app.make_response((html, status)))
+
+
+def _article_text(article: Article) -> Markup:
+    """The article's title, date and paragraphs as HTML, rendered once per process."""
+    rendered = current_app.extensions.setdefault("article_text", {})
+    if article.slug not in rendered:
+        rendered[article.slug] = Markup(render_template("_article_text.html", article=article))
+    return rendered[article.slug]
 
 
 def _captcha_needed(ask: bool) -> bool:
