@@ -3,8 +3,10 @@
 Layout of ``MODELS_DIR``::
 
     <version>/model.skops     the fitted scikit-learn objects (skops format, no pickle)
+    <version>/serving.npz     what the service loads: the same model as numpy arrays
+                              (:mod:`moderation.serving_model`; no scikit-learn needed)
     <version>/metadata.json   version, time, data hashes, library versions, params,
-                              thresholds, metrics, sha256 of model.skops
+                              thresholds, metrics, sha256 of model.skops and serving.npz
     CURRENT                   the current version id (fallback when Redis has no record)
 
 The Redis record ``keys.MODEL_CURRENT`` wins over ``CURRENT``; promotion keeps both
@@ -16,15 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from . import keys
+from . import keys, serving_model
+from .serving_model import ServingModel
+
+log = logging.getLogger(__name__)
 
 ARTIFACT = "model.skops"
+SERVING = "serving.npz"
 METADATA = "metadata.json"
 CURRENT_FILE = "CURRENT"
 
@@ -161,6 +168,47 @@ def load_artifact(models_dir: str | Path, version: str) -> tuple[dict[str, Any],
     except (KeyError, ValueError, AttributeError, TypeError) as exc:
         raise ArtifactError(f"{path}: not a moderation model ({exc})") from None
     return objects, metadata
+
+
+def load_serving(models_dir: str | Path, version: str) -> tuple[ServingModel, dict[str, Any]]:
+    """(serving model, metadata) of one version: what a worker loads.
+
+    Reads ``serving.npz`` after checking its sha256 against ``serving_sha256`` in the
+    metadata (a tampered or swapped file is refused, as for ``model.skops``). A version
+    saved before the export existed has no ``serving_sha256``: it is converted from
+    ``model.skops`` in memory, which imports scikit-learn (logged; `python -m training
+    export-serving` writes the export once).
+    """
+    directory = version_dir(models_dir, version)
+    if not (directory / ARTIFACT).is_file() or not (directory / METADATA).is_file():
+        raise ModelNotFound(f"no model version {version!r} in {models_dir}")
+    metadata = read_metadata(models_dir, version)
+    expected = metadata.get("serving_sha256")
+    path = directory / SERVING
+    if not expected:
+        # A file without a recorded checksum is never read, whoever put it there.
+        log.warning(
+            "model %s has no serving export: converting %s with scikit-learn (more memory "
+            "per worker); run `python -m training export-serving` once", version, ARTIFACT,
+        )
+        objects, metadata = load_artifact(models_dir, version)
+        return export(objects, directory / ARTIFACT), metadata
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (its metadata records a serving export)")
+    if sha256_file(path) != expected:
+        raise ArtifactError(f"{path}: checksum does not match its metadata (tampered or foreign)")
+    try:
+        return serving_model.load(path), metadata
+    except serving_model.FormatError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+
+
+def export(objects: dict[str, Any], path: Path) -> ServingModel:
+    """The serving export of loaded objects; :class:`ArtifactError` if unsupported."""
+    try:
+        return serving_model.from_pipeline(objects)
+    except serving_model.UnsupportedModel as exc:
+        raise ArtifactError(f"{path}: cannot be served without scikit-learn: {exc}") from None
 
 
 def _vectorizers(objects: dict[str, Any]) -> dict[str, Any]:

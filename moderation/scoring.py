@@ -5,11 +5,13 @@ promotes another version: each worker checks the Redis record
 ``keys.MODEL_CURRENT`` at most every ``MODEL_RELOAD_SECONDS`` with one cheap GET,
 and loads the new version only when it differs.
 
-Scoring one comment through scikit-learn's ``predict_proba`` costs far more in
-per-call overhead than the arithmetic; :class:`Scorer` therefore precomputes the
-vocabulary lookups, idf weights and coefficients once and does the linear algebra
-for a single document by hand. :meth:`Scorer.score_batch` is the scikit-learn path
-the fast path is tested against (equal to 1e-9).
+The service loads the model's serving export (:mod:`moderation.serving_model`:
+vocabulary lookups, idf weights, coefficients, calibration as numpy arrays), never
+the scikit-learn objects, so a worker does not import scikit-learn or SciPy.
+:class:`Scorer` does the arithmetic for one document by hand, which is also far
+cheaper per call than ``predict_proba``. :meth:`Scorer.score_batch` is the
+scikit-learn path (it loads ``model.skops`` on first use: training, evaluation and
+the tests, which pin the fast path equal to it to 1e-9).
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flask import Flask, current_app
-from sklearn.utils import murmurhash3_32
 
 from . import model_registry
 from .model_registry import ArtifactError, ModelNotFound
-from .text import SIGNAL_NAMES, signals
+from .serving_model import HashBlock, ServingModel, SignalBlock, VocabularyBlock
+from .text import signals
 
 __all__ = [
     "ArtifactError",
@@ -45,8 +48,8 @@ log = logging.getLogger(__name__)
 
 #: How many feature contributions an explanation lists.
 EXPLAIN_TOP = 8
-#: Hashed terms remembered per block by streaming models' fast path (bounded memory).
-HASH_CACHE_SIZE = 200_000
+
+Contribution = tuple[float, str, str]  # (contribution, feature, kind)
 
 
 @dataclass(frozen=True)
@@ -67,62 +70,55 @@ def _top(contributions: np.ndarray, k: int = EXPLAIN_TOP) -> np.ndarray:
     return np.argpartition(np.abs(contributions), -k)[-k:]
 
 
-@dataclass(frozen=True)
-class _TfidfBlock:
-    """One fitted TfidfVectorizer reduced to what scoring one document needs."""
-
-    kind: str  # "term" or "chars" (used in explanations)
-    analyzer: Any  # the vectorizer's own analyzer: normalize + tokens/n-grams
-    vocabulary: dict[str, int]
-    idf: np.ndarray
-    coef: np.ndarray  # this block's slice of the classifier's coefficients
-    sublinear: bool
-    names: np.ndarray
-
-
-def _tfidf_block(kind: str, vectorizer: Any, coef: np.ndarray) -> _TfidfBlock:
-    if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
-        raise ArtifactError("unsupported TF-IDF settings for the fast scorer")
-    return _TfidfBlock(
-        kind=kind,
-        analyzer=vectorizer.build_analyzer(),
-        vocabulary=vectorizer.vocabulary_,
-        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
-        coef=coef,
-        sublinear=bool(vectorizer.sublinear_tf),
-        names=vectorizer.get_feature_names_out(),
+def _vocabulary_part(
+    block: VocabularyBlock, text: str, explain: bool, parts: list[Contribution]
+) -> float:
+    """This block's share of the decision value (TfidfTransformer's arithmetic)."""
+    counts = Counter(
+        index for index in map(block.vocabulary.get, block.analyzer(text)) if index is not None
     )
+    if not counts:
+        return 0.0
+    index = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+    values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    if block.binary:
+        values[:] = 1.0
+    if block.sublinear:
+        values = np.log(values) + 1.0
+    if block.idf is not None:
+        values *= block.idf[index]
+    if block.norm == "l2":
+        values /= math.sqrt(float(values @ values))
+    contrib = values * block.coef[index]
+    if explain:
+        # Only a block's own top contributions can be among the overall top ones.
+        kind = block.analyzer.kind
+        parts.extend(
+            (float(contrib[k]), block.terms[int(index[k])], kind) for k in _top(contrib).tolist()
+        )
+    return float(contrib.sum())
 
 
-@dataclass(frozen=True)
-class _HashBlock:
-    """One fitted HashingVectorizer (streaming models) reduced to the per-document math."""
-
-    kind: str
-    analyzer: Any
-    n_features: int
-    coef: np.ndarray
-    cache: dict[str, int]  # term -> bucket; n-grams repeat across comments
-
-    def index(self, term: str) -> int:
-        bucket = self.cache.get(term)
-        if bucket is None:
-            # The bucket scikit-learn's _hashing_fast.transform computes (incl. abs(-2**31)).
-            h = murmurhash3_32(term, seed=0)
-            if h == -2147483648:
-                bucket = (2147483647 - (self.n_features - 1)) % self.n_features
-            else:
-                bucket = abs(h) % self.n_features
-            if len(self.cache) >= HASH_CACHE_SIZE:
-                self.cache.clear()
-            self.cache[term] = bucket
-        return bucket
-
-
-def _hash_block(kind: str, vectorizer: Any, coef: np.ndarray) -> _HashBlock:
-    if vectorizer.alternate_sign or vectorizer.binary or vectorizer.norm != "l2":
-        raise ArtifactError("unsupported hashing settings for the fast scorer")
-    return _HashBlock(kind, vectorizer.build_analyzer(), int(vectorizer.n_features), coef, {})
+def _hash_part(block: HashBlock, text: str, explain: bool, parts: list[Contribution]) -> float:
+    """This block's share of the decision value (HashingVectorizer, l2-normalized counts)."""
+    terms: dict[int, str] = {}
+    counter: Counter[int] = Counter()
+    for term in block.analyzer(text):
+        bucket = block.index(term)
+        counter[bucket] += 1
+        terms.setdefault(bucket, term)
+    if not counter:
+        return 0.0
+    index = np.fromiter(counter.keys(), dtype=np.intp, count=len(counter))
+    values = np.fromiter(counter.values(), dtype=np.float64, count=len(counter))
+    values /= math.sqrt(float(values @ values))
+    contrib = values * block.coef[index]
+    if explain:
+        kind = block.analyzer.kind
+        parts.extend(
+            (float(contrib[k]), terms[int(index[k])], kind) for k in _top(contrib).tolist()
+        )
+    return float(contrib.sum())
 
 
 class Scorer:
@@ -130,14 +126,14 @@ class Scorer:
 
     def __init__(
         self,
-        objects: dict[str, Any],
+        model: ServingModel,
         metadata: dict[str, Any],
         *,
         publish_below: float | None = None,
         reject_at: float | None = None,
+        reference: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.pipeline = objects["pipeline"]
-        self.calibrator = objects["calibrator"]
+        self.model = model
         self.metadata = metadata
         self.version: str = str(metadata["version"])
         thresholds = metadata.get("thresholds", {})
@@ -150,112 +146,39 @@ class Scorer:
                 f"thresholds must satisfy 0 <= publish_below ({self.publish_below}) "
                 f"<= reject_at ({self.reject_at}) <= 1"
             )
-        self._prepare_fast_path()
+        self._reference = reference
+        self._objects: dict[str, Any] | None = None
+        n_signals = sum(b.width for b in model.blocks if isinstance(b, SignalBlock))
+        means = metadata.get("signal_means") or [0.0] * n_signals
+        self._signal_means = [float(m) for m in means]
 
     # -- fast single-document path -------------------------------------------------
 
-    def _prepare_fast_path(self) -> None:
-        features = self.pipeline.named_steps["features"]
-        clf = self.pipeline.named_steps["clf"]
-        coef = np.asarray(clf.coef_, dtype=np.float64).ravel()
-        blocks = dict(features.transformer_list)
-        offset = 0
-        self._blocks: list[_TfidfBlock] = []
-        self._fast = all(hasattr(blocks[name], "vocabulary_") for name in ("word", "char"))
-        # Streaming models hash their features (no vocabulary).
-        self._hashed = all(hasattr(blocks[name], "n_features") for name in ("word", "char"))
-        self._intercept = float(np.ravel(clf.intercept_)[0])
-        self._cal_coef = float(np.ravel(self.calibrator.coef_)[0])
-        self._cal_intercept = float(np.ravel(self.calibrator.intercept_)[0])
-        means = self.metadata.get("signal_means") or [0.0] * len(SIGNAL_NAMES)
-        self._signal_means = [float(m) for m in means]
-        self._signal_coef = coef[-len(SIGNAL_NAMES):]
-        if self._hashed:
-            self._hash_blocks = []
-            for name, kind in (("word", "term"), ("char", "chars")):
-                size = int(blocks[name].n_features)
-                self._hash_blocks.append(
-                    _hash_block(kind, blocks[name], coef[offset : offset + size])
-                )
-                offset += size
-        if not self._fast:
-            return
-        for name, kind in (("word", "term"), ("char", "chars")):
-            size = len(blocks[name].vocabulary_)
-            self._blocks.append(_tfidf_block(kind, blocks[name], coef[offset : offset + size]))
-            offset += size
-        if offset + len(SIGNAL_NAMES) != coef.size:
-            raise ArtifactError("model features do not match this version of moderation.text")
-
-    def _contributions(
-        self, text: str, explain: bool = True
-    ) -> tuple[float, list[tuple[float, str, str]]]:
+    def _contributions(self, text: str, explain: bool = True) -> tuple[float, list[Contribution]]:
         """(decision value, [(contribution, feature, kind), ...]) for one raw text."""
-        decision = self._intercept
-        parts: list[tuple[float, str, str]] = []
-        if self._hashed:
-            for hashed in self._hash_blocks:
-                terms: dict[int, str] = {}
-                counter: Counter[int] = Counter()
-                for term in hashed.analyzer(text):
-                    bucket = hashed.index(term)
-                    counter[bucket] += 1
-                    terms.setdefault(bucket, term)
-                if not counter:
-                    continue
-                index = np.fromiter(counter.keys(), dtype=np.intp, count=len(counter))
-                values = np.fromiter(counter.values(), dtype=np.float64, count=len(counter))
-                values /= math.sqrt(float(values @ values))
-                contrib = values * hashed.coef[index]
-                decision += float(contrib.sum())
-                if explain:
-                    top = _top(contrib)
-                    names = [terms[i] for i in index[top].tolist()]
-                    parts.extend(
-                        zip(contrib[top].tolist(), names, [hashed.kind] * len(names), strict=True)
-                    )
-        elif not self._fast:
-            decision = float(self.pipeline.decision_function([text])[0])
-            raw = signals(text)
-            parts = [((value - mean) * float(weight), name, "signal") for value, weight, mean, name
-                     in zip(raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True)]
-            return decision, parts
-        for block in self._blocks:
-            counts = Counter(
-                index
-                for index in map(block.vocabulary.get, block.analyzer(text))
-                if index is not None
-            )
-            if not counts:
-                continue
-            index = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            if block.sublinear:
-                tf = np.log(tf) + 1.0
-            values = tf * block.idf[index]
-            values /= math.sqrt(float(values @ values))
-            contrib = values * block.coef[index]
-            decision += float(contrib.sum())
-            if not explain:
-                continue
-            # Only a block's own top contributions can be among the overall top ones.
-            top = _top(contrib)
-            names = block.names[index[top]].tolist()
-            parts.extend(zip(contrib[top].tolist(), names, [block.kind] * len(names), strict=True))
-        raw = signals(text)
-        for value, weight, mean, name in zip(
-            raw, self._signal_coef, self._signal_means, SIGNAL_NAMES, strict=True
-        ):
-            decision += value * float(weight)
-            # Explained relative to the average comment: a typical length explains nothing.
-            relative = (value - mean) * float(weight)
-            if relative:
-                parts.append((relative, name, "signal"))
+        decision = self.model.intercept
+        parts: list[Contribution] = []
+        means = iter(self._signal_means)
+        for block in self.model.blocks:
+            if isinstance(block, VocabularyBlock):
+                decision += _vocabulary_part(block, text, explain, parts)
+            elif isinstance(block, HashBlock):
+                decision += _hash_part(block, text, explain, parts)
+            else:
+                for value, weight, name in zip(
+                    signals(text), block.coef.tolist(), block.names, strict=True
+                ):
+                    decision += value * weight
+                    # Explained relative to the average comment: a typical length explains
+                    # nothing.
+                    relative = (value - next(means, 0.0)) * weight
+                    if relative:
+                        parts.append((relative, name, "signal"))
         return decision, parts
 
     def _probability(self, decision: float) -> float:
         # The Platt calibrator is a 1-D logistic regression: sigmoid(a * d + b).
-        z = self._cal_coef * decision + self._cal_intercept
+        z = self.model.calibration_coef * decision + self.model.calibration_intercept
         if z >= 0:
             return 1.0 / (1.0 + math.exp(-z))
         e = math.exp(z)
@@ -292,6 +215,24 @@ class Scorer:
 
     # -- batched scikit-learn path (reference and bulk evaluation) ----------------
 
+    def _sklearn_objects(self) -> dict[str, Any]:
+        """The version's fitted scikit-learn objects, loaded (and sklearn imported) once."""
+        if self._objects is None:
+            if self._reference is None:
+                raise ArtifactError(f"model {self.version}: no scikit-learn artifact to load")
+            self._objects = self._reference()
+        return self._objects
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn pipeline (loads ``model.skops``: not for serving)."""
+        return self._sklearn_objects()["pipeline"]
+
+    @property
+    def calibrator(self) -> Any:
+        """The fitted Platt calibrator (loads ``model.skops``: not for serving)."""
+        return self._sklearn_objects()["calibrator"]
+
     def score_batch(self, texts: list[str]) -> np.ndarray:
         """Calibrated spam probabilities of many texts through scikit-learn."""
         decisions = self.pipeline.decision_function(list(texts))
@@ -313,8 +254,13 @@ def load_scorer(
     """
     if version is None:
         version = model_registry.current_version(models_dir, client)
-    objects, metadata = model_registry.load_artifact(models_dir, version)
-    return Scorer(objects, metadata, publish_below=publish_below, reject_at=reject_at)
+    model, metadata = model_registry.load_serving(models_dir, version)
+
+    def reference() -> dict[str, Any]:
+        return model_registry.load_artifact(models_dir, version)[0]
+
+    return Scorer(model, metadata, publish_below=publish_below, reject_at=reject_at,
+                  reference=reference)
 
 
 # -- Flask integration ---------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -131,14 +132,35 @@ def test_unknown_version_is_a_clear_error(models_dir):
         load_scorer(models_dir, "../etc")
 
 
-def test_tampered_artifact_is_refused(models_dir, scorer, tmp_path):
+@pytest.mark.parametrize("name", ["serving.npz", "model.skops"])
+def test_tampered_file_is_refused(models_dir, scorer, tmp_path, name):
+    """The service loads serving.npz, training and promotion model.skops: both are checked."""
     copy_version(models_dir, scorer.version, tmp_path, "tampered")
-    artifact = tmp_path / "tampered" / "model.skops"
-    data = bytearray(artifact.read_bytes())
+    path = tmp_path / "tampered" / name
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    artifact.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match="checksum does not match"):
-        load_scorer(tmp_path, "tampered")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=f"{name}: checksum does not match"):
+        if name == "serving.npz":
+            load_scorer(tmp_path, "tampered")
+        else:
+            model_registry.load_artifact(tmp_path, "tampered")
+
+
+def test_recorded_serving_export_that_is_missing_is_refused(models_dir, scorer, tmp_path):
+    copy_version(models_dir, scorer.version, tmp_path, "gone")
+    (tmp_path / "gone" / "serving.npz").unlink()
+    with pytest.raises(ArtifactError, match="serving.npz: missing"):
+        load_scorer(tmp_path, "gone")
+
+
+def test_resealed_serving_export_that_is_not_one_is_refused(models_dir, scorer, tmp_path):
+    copy_version(models_dir, scorer.version, tmp_path, "junk")
+    path = tmp_path / "junk" / "serving.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    reseal(path, key="serving_sha256")
+    with pytest.raises(ArtifactError, match="serving.npz: not a serving export"):
+        load_scorer(tmp_path, "junk")
 
 
 def test_foreign_artifact_with_untrusted_types_is_refused(models_dir, scorer, tmp_path):
@@ -149,14 +171,14 @@ def test_foreign_artifact_with_untrusted_types_is_refused(models_dir, scorer, tm
     sio.dump({"pipeline": shutil.rmtree, "calibrator": None}, artifact)
     reseal(artifact)
     with pytest.raises(ArtifactError, match="untrusted types .*shutil.rmtree"):
-        load_scorer(tmp_path, "foreign")
+        model_registry.load_artifact(tmp_path, "foreign")
 
 
-def reseal(artifact):
-    """Make the metadata's checksum match a replaced artifact, as a careful attacker would."""
-    meta_path = artifact.parent / "metadata.json"
+def reseal(path, key="artifact_sha256"):
+    """Make the metadata's checksum match a replaced file, as a careful attacker would."""
+    meta_path = path.parent / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["artifact_sha256"] = model_registry.sha256_file(artifact)
+    meta[key] = model_registry.sha256_file(path)
     meta_path.write_text(json.dumps(meta))
 
 
@@ -166,17 +188,60 @@ def test_corrupt_artifact_is_refused(models_dir, scorer, tmp_path):
     artifact.write_bytes(b"not a zip file at all")
     reseal(artifact)
     with pytest.raises(ArtifactError, match="corrupt model artifact"):
-        load_scorer(tmp_path, "corrupt")
+        model_registry.load_artifact(tmp_path, "corrupt")
 
 
-def test_incompatible_scikit_learn_is_a_clear_error(models_dir, scorer, tmp_path):
+def test_incompatible_scikit_learn_is_a_clear_error_but_serving_needs_none(
+    models_dir, scorer, tmp_path
+):
     copy_version(models_dir, scorer.version, tmp_path, "old")
     meta_path = tmp_path / "old" / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta["sklearn_version"] = "0.24.2"
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match=r"trained with scikit-learn 0\.24\.2.*retrain"):
-        load_scorer(tmp_path, "old")
+        model_registry.load_artifact(tmp_path, "old")
+    # The serving export is plain arrays: any scikit-learn (or none) serves it.
+    assert load_scorer(tmp_path, "old").probability("hello") == scorer.probability("hello")
+
+
+def without_export(models_dir: Path, version: str, dest: Path, new_version: str) -> str:
+    """A copy of ``version`` as saved before serving.npz existed (no recorded checksum)."""
+    copy_version(models_dir, version, dest, new_version)
+    meta_path = dest / new_version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["serving_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    return new_version
+
+
+def test_version_without_serving_export_is_converted_and_logged(
+    models_dir, scorer, tmp_path, caplog
+):
+    without_export(models_dir, scorer.version, tmp_path, "older")
+    # A file nobody recorded a checksum for is never read, not even a broken one.
+    (tmp_path / "older" / "serving.npz").write_bytes(b"planted")
+    texts = load_shipped().texts[:200] + TRICKY
+    with caplog.at_level("WARNING", logger="moderation.model_registry"):
+        older = load_scorer(tmp_path, "older")
+    assert "model older has no serving export" in caplog.text
+    assert "python -m training export-serving" in caplog.text
+    assert [older.score(t) for t in texts] == [
+        dataclasses.replace(scorer.score(t), model_version="older") for t in texts
+    ]
+
+
+def test_export_serving_writes_the_export_once(models_dir, scorer, tmp_path, caplog):
+    without_export(models_dir, scorer.version, tmp_path, "older")
+    (tmp_path / "older" / "serving.npz").unlink()
+    assert registry.export_serving(tmp_path, "older") is True
+    assert registry.export_serving(tmp_path, "older") is False
+    meta = model_registry.read_metadata(tmp_path, "older")
+    assert meta["serving_sha256"] == model_registry.sha256_file(tmp_path / "older/serving.npz")
+    with caplog.at_level("WARNING", logger="moderation.model_registry"):
+        older = load_scorer(tmp_path, "older")
+    assert "no serving export" not in caplog.text
+    assert older.probability("free money") == scorer.probability("free money")
 
 
 def test_app_loads_the_scorer_once_at_start(app, models_dir):
@@ -250,6 +315,17 @@ def test_promote_refuses_unknown_or_broken_versions_and_changes_nothing(
     assert (models / "CURRENT").read_text().strip() == good
     with pytest.raises(ModelNotFound, match="no previous model version"):
         registry.rollback(models, redis_client)
+
+
+def test_promote_writes_the_serving_export_of_an_older_version(models_dir, redis_client, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    version = without_export(models_dir, model_registry.current_from_file(models_dir), models,
+                             "20000101-000000-aaaaaa")
+    (models / version / "serving.npz").unlink()
+    registry.promote(models, version, redis_client)
+    meta = model_registry.read_metadata(models, version)
+    assert meta["serving_sha256"] == model_registry.sha256_file(models / version / "serving.npz")
 
 
 WORKER = """

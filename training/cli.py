@@ -147,6 +147,18 @@ def cmd_ensure_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_serving(args: argparse.Namespace) -> int:
+    from moderation import model_registry
+
+    from . import registry
+
+    versions = [args.version] if args.version else model_registry.list_versions(args.models_dir)
+    for version in versions:
+        wrote = registry.export_serving(args.models_dir, version)
+        print(f"{version}: {'wrote' if wrote else 'already has'} {model_registry.SERVING}")
+    return 0
+
+
 def _redis():
     """REDIS_URL, else the service's embedded server under var/redis (started if needed)."""
     from moderation.redis_store import connect
@@ -350,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Used by `make run`: does nothing when MODELS_DIR already "
                        "holds a model, else trains a quick one and makes it current.")
     p.set_defaults(func=cmd_ensure_model)
+
+    p = sub.add_parser("export-serving", help="write serving.npz for versions saved without it",
+                       description="Versions trained before the serving export existed are "
+                       "converted from model.skops by every worker at start (importing "
+                       "scikit-learn). This writes their serving.npz once (all versions, or "
+                       "--version) and records its sha256 in metadata.json.")
+    p.add_argument("--version", help="only this version (default: every version)")
+    p.set_defaults(func=cmd_export_serving)
 
     p = sub.add_parser("list", help="list model versions with their key metrics",
                        description="Versions oldest first; * marks the current one.")

@@ -23,11 +23,12 @@ import sklearn
 import skops
 import skops.io as sio
 
-from moderation import keys, model_registry
+from moderation import keys, model_registry, serving_model
 from moderation.model_registry import (
     ARTIFACT,
     CURRENT_FILE,
     METADATA,
+    SERVING,
     ModelNotFound,
 )
 
@@ -71,10 +72,12 @@ def save_version(
     metadata: dict[str, Any],
     version: str | None = None,
 ) -> str:
-    """Write ``<version>/model.skops`` and ``metadata.json`` atomically; return the version.
+    """Write ``<version>/model.skops``, ``serving.npz`` and ``metadata.json`` atomically.
 
-    Both files are written into a temporary folder beside the target and renamed into
-    place in one step, so a crash never leaves half a model behind.
+    The files are written into a temporary folder beside the target and renamed into
+    place in one step, so a crash never leaves half a model behind. A model the service
+    could not serve without scikit-learn (a feature step :mod:`moderation.serving_model`
+    does not know) is refused before anything is written. Returns the version.
     """
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -82,9 +85,11 @@ def save_version(
     target = model_registry.version_dir(models_dir, version)
     if target.exists():
         raise FileExistsError(f"model version {version} already exists in {models_dir}")
+    serving = model_registry.export(objects, target / ARTIFACT)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=models_dir))
     try:
         sio.dump(model_registry.pack_vocabularies(objects), tmp / ARTIFACT)
+        serving_model.save(serving, tmp / SERVING)
         versions = library_versions()
         full = {
             "version": version,
@@ -93,6 +98,7 @@ def save_version(
             "libraries": versions,
             "code_version": code_version(),
             "artifact_sha256": model_registry.sha256_file(tmp / ARTIFACT),
+            "serving_sha256": model_registry.sha256_file(tmp / SERVING),
             **metadata,
         }
         _write_json(tmp / METADATA, full)
@@ -101,6 +107,40 @@ def save_version(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return version
+
+
+def export_serving(models_dir: str | Path, version: str) -> bool:
+    """Write ``serving.npz`` for a version saved without one; True if it did.
+
+    For versions trained before the export existed: the service would otherwise
+    convert ``model.skops`` with scikit-learn in every worker at every start.
+    """
+    require_version(models_dir, version)
+    if model_registry.read_metadata(models_dir, version).get("serving_sha256"):
+        return False
+    directory = model_registry.version_dir(models_dir, version)
+    objects, _ = model_registry.load_artifact(models_dir, version)
+    serving = model_registry.export(objects, directory / ARTIFACT)
+    tmp = directory / f".{SERVING}.{secrets.token_hex(4)}"
+    try:
+        serving_model.save(serving, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, directory / SERVING)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # The checksum last: until it is recorded the service ignores the file.
+    update_metadata(models_dir, version,
+                    {"serving_sha256": model_registry.sha256_file(directory / SERVING)})
+    return True
+
+
+def check_servable(models_dir: str | Path, version: str) -> None:
+    """Raise unless ``version`` loads both ways: scikit-learn artifact and serving export."""
+    model_registry.load_artifact(models_dir, version)
+    export_serving(models_dir, version)
+    model_registry.load_serving(models_dir, version)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -146,11 +186,12 @@ def require_version(models_dir: str | Path, version: str) -> None:
 def promote(models_dir: str | Path, version: str, client: redis.Redis) -> str | None:
     """Make ``version`` current in Redis and ``CURRENT``; return the previous version.
 
-    The artifact is loaded first, so a corrupt or foreign version is refused before
-    anything changes. Workers pick the Redis record up within MODEL_RELOAD_SECONDS.
+    The artifact and its serving export (written first for an older version without
+    one) are loaded, so a corrupt or foreign version is refused before anything
+    changes. Workers pick the Redis record up within MODEL_RELOAD_SECONDS.
     """
     require_version(models_dir, version)
-    model_registry.load_artifact(models_dir, version)  # raises if it cannot be served
+    check_servable(models_dir, version)
     previous = model_registry.current_from_redis(client) or model_registry.current_from_file(
         models_dir
     )
@@ -176,7 +217,7 @@ def rollback(models_dir: str | Path, client: redis.Redis) -> tuple[str, str]:
     if target is None:
         raise ModelNotFound("no previous model version to roll back to")
     require_version(models_dir, target)
-    model_registry.load_artifact(models_dir, target)
+    check_servable(models_dir, target)
     pipe = client.pipeline(transaction=True)
     # Drop the history entries down to and including the target.
     pipe.ltrim(keys.MODEL_HISTORY, history.index(target) + 1, -1)

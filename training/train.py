@@ -103,7 +103,12 @@ def train_first_model(models_dir: Path) -> str:
 
 
 def ensure_model(models_dir: str | Path) -> str | None:
-    """Train a quick model only if ``models_dir`` has none; the new version, else None."""
+    """Train a quick model only if ``models_dir`` has none; the new version, else None.
+
+    An existing current version saved before the serving export existed gets its
+    ``serving.npz`` now, so the service's workers need not import scikit-learn.
+    """
     if model_registry.list_versions(models_dir):
+        registry.export_serving(models_dir, model_registry.current_version(models_dir))
         return None
     return train_first_model(Path(models_dir))
