@@ -34,32 +34,24 @@ def on_starting(server):
 
 
 def _import_libraries():
-    """Import the heavy libraries once in the master, before it forks the workers.
+    """Import the app's modules once in the master, before it forks the workers.
 
     Only imports: no app, no Redis connection, no model (each worker builds its own
-    app). The libraries' code and data pages (scikit-learn, SciPy, NumPy: ~90 MB) are
-    then shared by all workers copy-on-write instead of loaded by each; every worker
-    still counts them in its RSS, its PSS counts a share (see bench/memory.py).
+    app). Their code and data pages (Flask, NumPy, Pillow, pydantic, ...) are then
+    shared by the workers copy-on-write: each worker's PSS counts a share, its RSS
+    still counts them in full (see bench/memory.py). scikit-learn and SciPy are not
+    among them: workers load the model's serving export, which needs neither.
     """
-    import flask  # noqa: F401
-    import sklearn.feature_extraction.text  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.pipeline  # noqa: F401
-
     import moderation  # noqa: F401
     import moderation.scoring  # noqa: F401
-
-    try:
-        import skops.io  # noqa: F401  (the model file's loader)
-    except ImportError:
-        pass
 
 
 def post_worker_init(worker):
     """After the app (and its model) loaded: hand the loader's freed heap back to the OS.
 
-    Reading model.skops allocates tens of MB of temporaries that are freed at once;
-    glibc keeps such memory in the process unless asked to trim.
+    Loading the model allocates temporaries (the .npz buffers, the term table's
+    decoded text) that are freed at once; glibc keeps such memory in the process
+    unless asked to trim.
     """
     gc.collect()
     try:
