@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -413,14 +414,17 @@ def save(model: ServingModel, path: str | Path) -> None:
 def load(path: str | Path) -> ServingModel:
     """Read a file written by :func:`save`; :class:`FormatError` if it is not one."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with loaded as npz:
             arrays = {name: npz[name] for name in npz.files}
         document = json.loads(arrays["layout"].tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise FormatError(f"not a serving export ({type(exc).__name__}: {exc})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise FormatError(f"serving export format {document.get('format')!r}, "
-                          f"this service reads {FORMAT}")
+    found = document.get("format") if isinstance(document, dict) else None
+    if found != FORMAT:
+        raise FormatError(f"serving export format {found!r}, this service reads {FORMAT}")
     try:
         head = arrays["head"].astype(np.float64)
         blocks = [_load_block(k, entry, arrays) for k, entry in enumerate(document["blocks"])]

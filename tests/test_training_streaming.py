@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from servinghelpers import serve_one_comment
 
 from moderation.scoring import load_scorer
 from training import datasets, streaming
@@ -17,11 +18,19 @@ def shipped_jsonl(tmp_path_factory):
     return path
 
 
-def test_streaming_model_is_servable_and_separates_spam(tmp_path, shipped_jsonl):
-    version, meta = streaming.train_streaming(tmp_path, [shipped_jsonl], chunk_size=1500)
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory, shipped_jsonl):
+    """(models folder, version, metadata) of one streaming model for the module."""
+    models = tmp_path_factory.mktemp("streamed")
+    version, meta = streaming.train_streaming(models, [shipped_jsonl], chunk_size=1500)
+    return models, version, meta
+
+
+def test_streaming_model_is_servable_and_separates_spam(streamed):
+    models, version, meta = streamed
     assert meta["data"]["n_texts"] == 7160
     assert 0 < meta["holdout"]["n"] < 7160 * 0.1  # about 1 in 20 held out
-    scorer = load_scorer(tmp_path)  # first model becomes current
+    scorer = load_scorer(models)  # first model becomes current
     assert scorer.version == version
     spam = scorer.score("Check out my channel http://bit.ly/x subscribe for free gift cards!!!")
     ham = scorer.score("The chorus of this song gives me chills every time")
@@ -29,6 +38,15 @@ def test_streaming_model_is_servable_and_separates_spam(tmp_path, shipped_jsonl)
     texts = datasets.load_youtube(videos=["Psy"]).texts[:50]
     np.testing.assert_allclose([scorer.probability(t) for t in texts], scorer.score_batch(texts),
                                atol=1e-9)
+
+
+def test_streaming_model_is_served_without_scikit_learn(streamed, redis_url, redis_client,
+                                                        tmp_path):
+    """Hashed features: mmh3 stands in for scikit-learn's murmurhash3_32 in the worker."""
+    models, _, _ = streamed
+    seen = serve_one_comment(redis_url, models, tmp_path)
+    assert seen["status"] in (201, 202, 422) and seen["explained"] > 0
+    assert seen["heavy"] == []
 
 
 def test_held_out_sample_is_decided_by_normalized_text():
