@@ -99,6 +99,7 @@ def scoring(n: int = 2000, repeats: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         train_first_model(Path(tmp))
         scorer = load_scorer(tmp)
+        scorer.pipeline  # noqa: B018 - score_batch's scikit-learn objects, read before tmp goes
     texts = load_shipped().texts[:n]
     best = {"single_probability": float("inf"), "single_score_explained": float("inf"),
             "batched": float("inf"), "sklearn_single_predict": float("inf")}
