@@ -215,3 +215,13 @@ def test_page_cache_drops_the_least_recently_used_beyond_its_size():
     assert cache.get("a") == ("s2", "AAAAAA") and cache.get("c") == ("s1", "cccc")
     cache.put("huge", "s1", "x" * 11)
     assert cache.get("huge") == ("", None)
+
+
+def test_reading_is_never_rate_limited_but_posting_still_is(make_app, article_slug):
+    client = make_app(RATE_LIMIT_PER_IP="2 per minute").test_client()
+    for _ in range(4):
+        assert client.get(f"/articles/{article_slug}").status_code == 200
+        assert client.get(f"/api/v1/articles/{article_slug}/comments").status_code == 200
+    answers = [client.post(f"/api/v1/articles/{article_slug}/comments", json={"body": "hi"})
+               for _ in range(3)]
+    assert [a.status_code for a in answers][-1] == 429
