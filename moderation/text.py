@@ -6,6 +6,9 @@ prepared exactly as it was during training.
 
 What it does, in order (each step says why):
 
+0. HTML tags dropped and entities decoded: YouTube stores comments as HTML
+   (``it&#39;s``, ``<br />``, links wrapped in ``<a href>``); what counts is what the
+   commenter typed.
 1. Unicode NFKC and case folding: full-width, ligature and styled letters
    ("𝐅𝐑𝐄𝐄", "ＦＲＥＥ") become plain letters; "FREE" and "free" are one word.
 2. Zero-width and control characters removed, combining marks dropped: spammers
@@ -13,7 +16,10 @@ What it does, in order (each step says why):
 3. Look-alike letters from other scripts (Cyrillic "а", Greek "ο") folded to Latin.
 4. URLs, e-mail addresses, phone numbers, currency symbols and numbers become
    placeholder tokens; a link also leaves its domain as ``urldomain_<domain>``
-   because the domain is the strongest single spam signal there is.
+   because the domain is the strongest single spam signal there is. Links spelled
+   apart ("name . com", "name*com") are joined first. Numbers with thousands
+   separators ("2,127,322,484 views") become a count token and year ranges two
+   numbers, not phone numbers.
 5. l33t digits inside words folded ("fr33" -> "free"), repeated characters
    squeezed to two ("freeeee" -> "free").
 
@@ -23,6 +29,7 @@ The result is a lower-case string of word tokens separated by single spaces.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import unicodedata
@@ -36,7 +43,14 @@ EMAIL_TOKEN = "emailtoken"
 PHONE_TOKEN = "phonetoken"
 NUMBER_TOKEN = "numtoken"
 MONEY_TOKEN = "moneytoken"
-PLACEHOLDERS = frozenset({URL_TOKEN, EMAIL_TOKEN, PHONE_TOKEN, NUMBER_TOKEN, MONEY_TOKEN})
+# A number written with thousands separators is a count or an amount ("2,127,322,484
+# views", "$3,000"), a different thing from a plain number or a phone number.
+COUNT_TOKEN = "counttoken"
+# The SMS Spam Collection redacts numbers in ham as "&lt;#&gt;"; kept as its own token.
+REDACTED_TOKEN = "redactedtoken"
+PLACEHOLDERS = frozenset(
+    {URL_TOKEN, EMAIL_TOKEN, PHONE_TOKEN, NUMBER_TOKEN, MONEY_TOKEN, COUNT_TOKEN, REDACTED_TOKEN}
+)
 
 # Cyrillic and Greek letters that render like Latin ones (after case folding).
 _CONFUSABLES = str.maketrans(
@@ -65,13 +79,30 @@ _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"']+"
     rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b(?:/[^\s<>\"']*)?",
 )
+# Links spelled apart so filters miss them: "pimpmyviews. com", "kidsmediausa . com",
+# "authenticviews*com" (plain "name.com" is already a link). Not "name dot com": l33t
+# folding could spell that only after this step, and normalize must stay idempotent.
+_SPACED_TLDS = ("com", "net", "org", "info")
+_SPACED_DOMAIN_RE = re.compile(rf"(?<=[a-z0-9]) *[.*] *(?=(?:{'|'.join(_SPACED_TLDS)})\b)")
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Counts with thousands separators ("2,127,322,484 views", "1.000.000"): one count, not a
+# phone number; the separator must repeat the same way.
+_GROUPED_NUMBER_RE = re.compile(r"(?<![\w.,])[1-9]\d{0,2}([.,])\d{3}(?:\1\d{3})*(?![\w])")
+# A range of years ("2008-2010") is two numbers, not a phone number.
+_YEAR_RANGE_RE = re.compile(r"(?<![\w.,-])((?:19|20)\d\d) ?[-/] ?((?:19|20)\d\d)(?![\w])")
 # At least 7 digits, possibly separated by spaces, dots, dashes or brackets.
 _PHONE_RE = re.compile(r"(?<!\w)\+?\(?\d(?:[\s().-]{0,2}\d){6,}(?!\w)")
 _SYMBOL_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])[@$](?=[^\W\d_])")
 _TOKEN_RE = re.compile(r"\w+")
 _DIGIT_RUN_RE = re.compile(r"\d+")
 _REPEAT_RE = re.compile(r"(.)\1{2,}")
+# Markup that YouTube (and web forms) put around what the commenter typed: the tag goes,
+# its text stays (a link's anchor text is the link the commenter wrote). Line-breaking
+# tags become a space, inline ones nothing.
+_HTML_BREAK_RE = re.compile(r"</?(?:br|div|li|ol|p|ul)\b[^<>]*>", re.IGNORECASE)
+_HTML_INLINE_RE = re.compile(
+    r"</?(?:a|abbr|b|em|font|i|img|s|small|span|strike|strong|u)\b[^<>]*>", re.IGNORECASE
+)
 _WHITESPACE_CONTROLS = {"\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85"}
 
 
@@ -162,8 +193,31 @@ def _currency_symbols() -> str:
 _MONEY_RE = re.compile(f"[{re.escape(_currency_symbols())}]")
 
 
+def _strip_html(text: str) -> str:
+    """Text without HTML tags and with entities decoded (``&#39;`` -> ``'``)."""
+    if "<" in text:
+        text = _HTML_INLINE_RE.sub("", _HTML_BREAK_RE.sub(" ", text))
+    if "&" in text:
+        text = html.unescape(text)
+    if "<#>" in text:
+        text = text.replace("<#>", f" {REDACTED_TOKEN} ")
+    return text
+
+
+def _join_spaced_domains(text: str) -> str:
+    """"name . com" and "name*com" -> "name.com" (a cheap test first: most texts have none)."""
+    if any(tld in text for tld in _SPACED_TLDS):
+        return _SPACED_DOMAIN_RE.sub(".", text)
+    return text
+
+
+def _year_range(match: re.Match[str]) -> str:
+    return f" {NUMBER_TOKEN} {NUMBER_TOKEN} " if match.group(1) < match.group(2) else match.group(0)
+
+
 @lru_cache(maxsize=65536)
 def _normalize_cached(text: str) -> str:
+    text = _strip_html(text)
     if text.isascii():
         # Fast path (most comments): NFKC, case folding and marks are no-ops on ASCII.
         text = text.translate(_ASCII_CONTROLS).lower()
@@ -171,9 +225,13 @@ def _normalize_cached(text: str) -> str:
         text = _unicode_fold(text)
         text = _strip_invisible(text)
         text = _unicode_fold(text).translate(_CONFUSABLES)
+    text = _join_spaced_domains(text)
     # E-mail first: its domain would otherwise be taken for a link.
     text = _EMAIL_RE.sub(f" {EMAIL_TOKEN} ", text)
     text = _URL_RE.sub(_replace_url, text)
+    if _DIGIT_RUN_RE.search(text):
+        text = _GROUPED_NUMBER_RE.sub(f" {COUNT_TOKEN} ", text)
+        text = _YEAR_RANGE_RE.sub(_year_range, text)
     text = _PHONE_RE.sub(f" {PHONE_TOKEN} ", text)
     text = _SYMBOL_IN_WORD_RE.sub(lambda m: "a" if m.group(0) == "@" else "s", text)
     text = _MONEY_RE.sub(f" {MONEY_TOKEN} ", text)
@@ -210,7 +268,8 @@ def signals(text: str) -> list[float]:
     """The signal features of one raw text, in the order of :data:`SIGNAL_NAMES`."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
-    lowered = text.casefold()
+    text = _strip_html(text)
+    lowered = _join_spaced_domains(text.casefold())
     letters = sum(1 for c in text if c.isalpha())
     capitals = sum(1 for c in text if c.isupper())
     digits = sum(1 for c in text if c.isdigit())

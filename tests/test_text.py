@@ -12,7 +12,9 @@ from moderation.text import SIGNAL_NAMES, normalize, signal_matrix, signals
 _pieces = st.sampled_from(
     ["http://", "https://www.", "bit.ly/", ".com", "@", "$", "£", "www.", "0", "1", "3",
      "4", "5", "7", "!!!", "...", " ", "\t", "\u200b", "\u0301", "а", "ο", "Ｆ", "𝐅", "ß",
-     "İ", "ﬁ", "_", "-", "+44 ", "(0)", "07808726822", "a.b@x.org"]
+     "İ", "ﬁ", "_", "-", "+44 ", "(0)", "07808726822", "a.b@x.org", "&#39;", "&amp;", "&lt;",
+     "&gt;", "#", "<br />", "</a>", '<a href="', " . com", "*com", ". net", "1,000", ".000",
+     "2008-2010", "d0t"]
 )
 comment_like = st.lists(st.one_of(_pieces, st.text(max_size=6)), max_size=25).map("".join)
 
@@ -63,6 +65,19 @@ def test_signals_never_raise_and_have_fixed_width(text):
         ("win £2000", "win moneytoken numtoken"),
         ("mail me: spam.king@example.org", "mail me emailtoken"),
         ("2nd", "2nd"),  # a digit not used as a letter stays
+        # YouTube's HTML: entities decoded, tags dropped, a link's anchor text kept.
+        ("you&#39;re &quot;great&quot;", "you re great"),
+        ("sorry haters<br /><br />party", "sorry haters party"),
+        ('<a href="http://www.youtube.com/watch?v=x&amp;t=2m19s">2:19</a> best',
+         "numtoken numtoken best"),
+        # Counts and year ranges are not phone numbers.
+        ("2,127,322,484 views", "counttoken views"),
+        ("857.482.940 views", "counttoken views"),
+        ("win $3,000 now", "win moneytoken counttoken now"),
+        ("2008-2010 were the years", "numtoken numtoken were the years"),
+        ("call 0871.872.9758", "call phonetoken"),
+        # The SMS collection's redaction marker for numbers.
+        ("I am  &lt;#&gt;  inches", "i am redactedtoken inches"),
     ],
 )
 def test_folds_known_obfuscations(raw, expected):
@@ -76,6 +91,12 @@ def test_folds_known_obfuscations(raw, expected):
         ("go to bit.ly/abc", "urldomain_bit_ly"),
         ("https://shop.example.co.uk/x", "urldomain_example_co_uk"),
         ("just for test I have to say murdev.com", "urldomain_murdev_com"),
+        # Spelled apart so a filter misses them.
+        ("check out Authenticviews*com and be famous", "urldomain_authenticviews_com"),
+        ("the only thing she used was pimpmyviews. com", "urldomain_pimpmyviews_com"),
+        ("marketglory . com/strategygame/x earn money", "urldomain_marketglory_com"),
+        ('<a href="https://youtu.be/KQ6zr6kCPj8">https://youtu.be/KQ6zr6kCPj8</a>',
+         "urldomain_youtu_be"),
     ],
 )
 def test_links_become_a_url_token_and_their_domain(raw, domain):
@@ -92,3 +113,10 @@ def test_signals_measure_the_raw_text():
     assert shouting[names.index("links")] > 0 == calm[names.index("links")]
     assert shouting[names.index("repeated_punctuation")] > 0
     assert signal_matrix(["a", "b", "c"]).shape == (3, len(SIGNAL_NAMES))
+
+
+def test_signals_see_what_was_typed_not_the_html_around_it():
+    typed = 'see https://youtu.be/x, it\'s great'
+    wrapped = 'see <a href="https://youtu.be/x">https://youtu.be/x</a>, it&#39;s great'
+    assert signals(wrapped) == signals(typed)
+    assert signals("spaced apart: pimpmyviews. com")[list(SIGNAL_NAMES).index("links")] > 0
