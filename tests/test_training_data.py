@@ -128,3 +128,23 @@ def test_thresholds_respect_the_error_budgets():
     assert np.mean(proba[y == 0] >= reject_at) <= 0.005
     assert np.mean(proba[y == 1] < publish_below) <= 0.02
     assert publish_below <= 0.5 <= reject_at
+
+
+def test_thresholds_hold_in_every_medium_not_only_on_the_mix():
+    """Plentiful easy ham of one medium must not spend the other medium's budgets."""
+    rng = np.random.default_rng(1)
+    easy_ham, hard_ham = rng.beta(1, 30, 4000), rng.beta(2, 5, 400)
+    spam = rng.beta(8, 1, 400)
+    proba = np.r_[easy_ham, hard_ham, spam]
+    y = np.r_[np.zeros(4400, int), np.ones(400, int)]
+    media = ["sms"] * 4000 + ["youtube"] * 800
+    hard = np.arange(4000, 4400)
+
+    _, mixed_reject = pipeline.choose_thresholds(proba, y)
+    assert np.mean(proba[hard] >= mixed_reject) > 0.005  # the mix hides it
+
+    publish_below, reject_at = pipeline.choose_thresholds(proba, y, media=media)
+    assert np.mean(proba[hard] >= reject_at) <= 0.005
+    assert np.mean(easy_ham >= reject_at) <= 0.005
+    assert np.mean(spam < publish_below) <= 0.02
+    assert publish_below <= 0.5 <= reject_at

@@ -134,6 +134,7 @@ def run_split(
     chosen, proba_all = pipeline.fit_and_score(
         data.counts, data.y, data.groups, train, test, full, n_jobs=n_jobs,
         n_splits=n_splits, sample_weight=weights,
+        media=[pipeline.medium(s) for s in data.corpus.sources],
     )
     seen = {data.groups[i] for i in train}
     keep = np.array([data.groups[i] not in seen for i in test], dtype=bool)

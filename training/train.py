@@ -51,6 +51,7 @@ def fit(
         params=full,
         c_grid=None if quick else pipeline.C_GRID,
         sample_weight=pipeline.source_weights(corpus.sources, full),
+        media=[pipeline.medium(s) for s in corpus.sources],
         progress=progress,
         n_jobs=n_jobs,
     )
