@@ -7,43 +7,55 @@ keeps the package's per-character drawing and warping, and changes what makes
 segmentation and classification easy:
 
 * several shipped fonts (``moderation/fonts``) and a range of sizes per character,
-  plus a random horizontal squeeze/stretch, so character widths vary;
+  plus a random scale, horizontal squeeze/stretch and shear per character in
+  every image, so character widths and slants vary;
 * characters overlap their neighbours, so no column of background separates them;
-* every character, interference stroke and speck is drawn in a colour taken from
-  the *same* dark range, with strokes about as thick as the glyphs' own, so a
-  threshold (or a colour filter) cannot strip the noise without stripping text;
+* every character, interference stroke and speck is drawn in the *same* dark
+  colour range, with strokes about as thick as the glyphs' own, so a threshold
+  (or a colour filter) cannot strip the noise without stripping text;
 * decoy strokes the size of glyph parts between and across the characters;
 * a gentle vertical wave over the whole image, so rows are not straight.
 
-Rendering stays cheap (a few milliseconds, see the README); every call draws a
-new random image for the same text.
+How it stays cheap (about 1.5 ms per PNG instead of 12 ms; README, "CAPTCHA
+strength"): the package's rotate-and-warp of each character is done ahead of
+time into a per-process ``GlyphPool`` of small masks that renews itself as it is
+used; an image is composed as one greyscale "ink" layer (one byte per pixel: the
+paste, the strokes, the wave and the smoothing each touch a third of the bytes an
+RGB image has) and coloured at the end by a palette, which also makes the PNG a
+one-byte-per-pixel palette image that encodes without filtering. The layout of
+every image (which drawing, scale, stretch, shear, overlap, position, strokes,
+specks, wave and colours) comes from a generator seeded with 128 bits from
+``secrets``, so no two images of the same text share their pixels.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import random
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from captcha.image import ImageCaptcha
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.ImageFont import FreeTypeFont, truetype
 
+from .glyph_pool import GlyphPool
+
 FONTS_DIR = Path(__file__).resolve().parent / "fonts"
+
+#: Ink levels (of 255) for glyphs, strokes and specks: all drawn from one range.
+INK_MIN, INK_MAX = 185, 255
+#: zlib level for the PNG: 1 is ~2x faster than the default 6 here and the file
+#: is only a few hundred bytes larger (palette images compress well either way).
+PNG_COMPRESS_LEVEL = 1
 
 
 def shipped_fonts() -> list[str]:
     """The TTF files shipped in ``moderation/fonts`` (licences beside them)."""
     return sorted(str(path) for path in FONTS_DIR.glob("*.ttf"))
-
-
-def _uniform(low: float, high: float) -> float:
-    return low + (high - low) * secrets.randbits(32) / 2**32
-
-
-def _randint(low: int, high: int) -> int:
-    return low + secrets.randbelow(high - low + 1)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class HardenedImageCaptcha(ImageCaptcha):
         height: int = 80,
         fonts: list[str] | None = None,
         difficulty: Difficulty | None = None,
+        pool: GlyphPool | None = None,
     ) -> None:
         self.difficulty = difficulty or Difficulty()
         d = self.difficulty
@@ -85,6 +98,7 @@ class HardenedImageCaptcha(ImageCaptcha):
             raise ValueError("font size range must be 8 <= min <= max")
         sizes = tuple(range(d.font_size_min, d.font_size_max + 1, 2)) or (d.font_size_min,)
         super().__init__(width, height, fonts=fonts or shipped_fonts(), font_sizes=sizes)
+        self.pool = pool or GlyphPool(self.draw_glyph)
 
     @property
     def truefonts(self) -> list[FreeTypeFont]:
@@ -94,78 +108,82 @@ class HardenedImageCaptcha(ImageCaptcha):
             ]
         return self._truefonts
 
-    # -- colours -------------------------------------------------------------------
+    # -- glyphs --------------------------------------------------------------------
 
-    @staticmethod
-    def text_color() -> tuple[int, int, int, int]:
-        """A dark, saturated-enough colour; text and noise share this range."""
-        base = _randint(10, 90)
-        return (
-            min(255, base + _randint(0, 50)),
-            min(255, base + _randint(0, 50)),
-            min(255, base + _randint(0, 50)),
-            255,
+    def draw_glyph(self, char: str) -> Image.Image:
+        """The package's drawing of one character (random font, size, rotation, warp),
+        as a cropped mask ('L', ink = 255): what the glyph pool stores."""
+        scratch = ImageDraw.Draw(Image.new("L", (1, 1)))
+        drawn = super()._draw_character(char, scratch, (0, 0, 0, 255))
+        mask = drawn.getchannel("A")
+        return mask.crop(mask.getbbox() or (0, 0, 1, 1))
+
+    def _shape(self, mask: Image.Image, rng: random.Random) -> Image.Image:
+        """This image's version of a pooled drawing: scaled, stretched and sheared."""
+        w, h = mask.size
+        scale = rng.uniform(0.84, 1.04)
+        if h * scale > self._height - 4:
+            scale = (self._height - 4) / h
+        stretch = rng.uniform(0.72, 1.2)
+        shear = rng.uniform(-0.22, 0.22)  # x shift per pixel of height, output pixels
+        out_h = max(1, round(h * scale))
+        slant = abs(shear) * out_h
+        out_w = max(1, round(w * scale * stretch + slant))
+        # Output (X, Y) -> source (x, y): y = Y / scale, and X = scale * stretch * x
+        # + shear * (out_h - Y) + offset, where offset keeps X >= 0 for a negative shear.
+        offset = slant if shear < 0 else 0.0
+        sx = scale * stretch
+        coefficients = (
+            1 / sx,
+            shear / sx,
+            -(offset + shear * out_h) / sx,
+            0.0,
+            1 / scale,
+            0.0,
+        )
+        return mask.transform(
+            (out_w, out_h), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR
         )
 
-    @staticmethod
-    def background_color() -> tuple[int, int, int]:
-        return (_randint(215, 255), _randint(215, 255), _randint(215, 255))
+    # -- the ink layer -------------------------------------------------------------
 
-    # -- drawing hooks ---------------------------------------------------------------
-
-    def _draw_character(self, c: str, draw, color) -> Image.Image:
-        """The package's rotate-and-warp of one glyph, then a random width change."""
-        im = super()._draw_character(c, draw, color)
-        w, h = im.size
-        stretch = _uniform(0.72, 1.2)
-        return im.resize((max(1, int(w * stretch)), h), Image.Resampling.BILINEAR)
-
-    def create_captcha_image(self, chars: str, color, background) -> Image.Image:
-        image, _ = self.draw_text(chars, background)
-        return image
-
-    def draw_text(self, chars: str, background) -> tuple[Image.Image, list[tuple[int, int]]]:
-        """Draw the overlapping characters; return the image and each one's (left, right)."""
+    def _ink_text(
+        self, chars: str, rng: random.Random
+    ) -> tuple[Image.Image, list[tuple[int, int]]]:
+        """Overlapping characters on an 'L' ink layer, and each one's (left, right)."""
         d = self.difficulty
-        scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        glyphs = []
-        for c in chars:
-            glyph = self._draw_character(c, scratch, self.text_color())
-            glyph = glyph.crop(glyph.getbbox() or (0, 0, 1, 1))
-            glyphs.append(glyph)
-        advances = [g.size[0] * (1 - _uniform(d.overlap_min, d.overlap_max)) for g in glyphs]
-        text_width = int(sum(advances[:-1]) + glyphs[-1].size[0])
+        glyphs = [self._shape(self.pool.pick(c, rng), rng) for c in chars]
+        advances = [g.width * (1 - rng.uniform(d.overlap_min, d.overlap_max)) for g in glyphs]
+        text_width = int(sum(advances[:-1]) + glyphs[-1].width)
         canvas_w = max(self._width, text_width + 8)
-        image = Image.new("RGB", (canvas_w, self._height), background)
-        x = (canvas_w - text_width) / 2 + _uniform(-3, 3)
+        ink = Image.new("L", (canvas_w, self._height), 0)
+        x = (canvas_w - text_width) / 2 + rng.uniform(-3, 3)
         spans = []
         for glyph, advance in zip(glyphs, advances, strict=True):
             w, h = glyph.size
-            if h > self._height - 2:
-                glyph = glyph.resize((w, self._height - 2))
-                w, h = glyph.size
-            y = int((self._height - h) / 2 + _uniform(-5, 5))
+            y = int((self._height - h) / 2 + rng.uniform(-5, 5))
             y = max(0, min(self._height - h, y))
-            image.paste(glyph, (int(x), y), glyph)
+            ink.paste(rng.randint(INK_MIN, INK_MAX), (int(x), y, int(x) + w, y + h), glyph)
             spans.append((int(x), int(x) + w))
             x += advance
         if canvas_w > self._width:
             scale = self._width / canvas_w
-            image = image.resize((self._width, self._height), Image.Resampling.BILINEAR)
+            ink = ink.resize((self._width, self._height), Image.Resampling.BILINEAR)
             spans = [(int(a * scale), int(b * scale)) for a, b in spans]
-        return image, spans
+        return ink, spans
 
-    def create_noise_curve(self, image: Image.Image, color=None) -> Image.Image:
-        """Interference strokes across the text, as thick as the glyph strokes."""
-        w, h = image.size
-        draw = ImageDraw.Draw(image)
+    def _ink_noise(self, ink: Image.Image, rng: random.Random) -> None:
+        """Specks, interference strokes as thick as the glyph strokes, and decoy arcs."""
+        w, h = ink.size
+        draw = ImageDraw.Draw(ink)
+        self._specks(draw, ink.size, rng)
         for _ in range(self.difficulty.noise_lines):
-            amplitude = _uniform(4, h / 4)
-            period = _uniform(w / 2, 2 * w)
-            phase = _uniform(0, 2 * math.pi)
-            y0 = _uniform(h * 0.3, h * 0.7)
-            slope = _uniform(-0.15, 0.15)
-            x_start, x_end = _randint(0, w // 4), _randint(3 * w // 4, w)
+            amplitude = rng.uniform(4, h / 4)
+            period = rng.uniform(w / 2, 2 * w)
+            phase = rng.uniform(0, 2 * math.pi)
+            y0 = rng.uniform(h * 0.3, h * 0.7)
+            slope = rng.uniform(-0.15, 0.15)
+            x_start, x_end = rng.randint(0, w // 4), rng.randint(3 * w // 4, w)
             points = [
                 (
                     x,
@@ -175,63 +193,101 @@ class HardenedImageCaptcha(ImageCaptcha):
                 )
                 for x in range(x_start, x_end + 1, 6)
             ]
-            draw.line(points, fill=self.text_color(), width=_randint(2, 3), joint="curve")
+            draw.line(
+                points, fill=rng.randint(INK_MIN, INK_MAX), width=rng.randint(2, 3), joint="curve"
+            )
         for _ in range(self.difficulty.noise_strokes):
-            cx, cy = _randint(0, w), _randint(h // 5, 4 * h // 5)
-            rx, ry = _randint(6, 16), _randint(8, 20)
-            start = _randint(0, 359)
+            cx, cy = rng.randint(0, w), rng.randint(h // 5, 4 * h // 5)
+            rx, ry = rng.randint(6, 16), rng.randint(8, 20)
+            start = rng.randint(0, 359)
             draw.arc(
                 (cx - rx, cy - ry, cx + rx, cy + ry),
                 start,
-                start + _randint(60, 200),
-                fill=self.text_color(),
-                width=_randint(2, 4),
+                start + rng.randint(60, 200),
+                fill=rng.randint(INK_MIN, INK_MAX),
+                width=rng.randint(2, 4),
             )
-        return image
 
-    def create_noise_dots(
-        self, image: Image.Image, color=None, width: int = 2, number: int | None = None
-    ):
-        """Specks in the text's colour range (same darkness as the glyphs)."""
-        draw = ImageDraw.Draw(image)
-        w, h = image.size
-        for _ in range(self.difficulty.noise_dots if number is None else number):
-            x, y = secrets.randbelow(w), secrets.randbelow(h)
-            size = _randint(1, width)
-            draw.rectangle((x, y, x + size, y + size), fill=self.text_color())
-        return image
+    def _specks(self, draw: ImageDraw.ImageDraw, size: tuple[int, int], rng: random.Random) -> None:
+        """2x2 and 3x3 specks in the ink range, a few ink levels per image.
+
+        Drawn as one point list per level: one ``rectangle`` call per speck costs
+        several times more than the whole list.
+        """
+        w, h = size
+        groups: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+        for _ in range(self.difficulty.noise_dots):
+            x, y = rng.randrange(w), rng.randrange(h)
+            side = rng.randint(2, 3)
+            rng.choice(groups).extend(
+                (x + dx, y + dy) for dx in range(side) for dy in range(side)
+            )
+        for points in groups:
+            if points:
+                draw.point(points, fill=rng.randint(INK_MIN, INK_MAX))
 
     @staticmethod
-    def wave(image: Image.Image) -> Image.Image:
-        """Shift columns up and down along a random sine (x positions are kept)."""
-        w, h = image.size
-        amplitude = _uniform(1.5, 4.0)
-        period = _uniform(w / 3, w)
-        phase = _uniform(0, 2 * math.pi)
-        step = 10
-        mesh = []
-        for x in range(0, w, step):
-            x2 = min(w, x + step)
-            dy1 = amplitude * math.sin(2 * math.pi * x / period + phase)
-            dy2 = amplitude * math.sin(2 * math.pi * x2 / period + phase)
-            # quad corners in the source: upper-left, lower-left, lower-right, upper-right
-            mesh.append(((x, 0, x2, h), (x, dy1, x, h + dy1, x2, h + dy2, x2, dy2)))
-        return image.transform(
-            image.size,
-            Image.Transform.MESH,
-            mesh,
-            Image.Resampling.BILINEAR,
-            fillcolor=image.getpixel((0, 0)),
-        )
+    def _wave(ink: np.ndarray, rng: random.Random) -> np.ndarray:
+        """Shift columns up and down along a random sine (x positions are kept).
+
+        Whole-pixel shifts (the smoothing afterwards softens the steps), done as one
+        numpy gather: PIL's mesh transform needs one call per strip and costs about
+        eight times more.
+        """
+        h, w = ink.shape
+        amplitude = rng.uniform(1.5, 4.0)
+        period = rng.uniform(w / 3, w)
+        phase = rng.uniform(0, 2 * math.pi)
+        pad = math.ceil(amplitude) + 1
+        padded = np.zeros((h + 2 * pad, w), dtype=np.uint8)
+        padded[pad : pad + h] = ink
+        dy = np.rint(amplitude * np.sin(2 * np.pi * np.arange(w) / period + phase))
+        rows = dy.astype(np.intp) + pad + np.arange(h)[:, None]  # source row per pixel
+        return padded.ravel().take(rows * w + np.arange(w))
+
+    # -- colour ----------------------------------------------------------------------
+
+    @staticmethod
+    def _palette(rng: random.Random) -> bytes:
+        """Ink level -> colour: a light background, then two dark colours of one range.
+
+        Full ink runs from one dark colour to the other (so characters and noise of
+        different ink levels differ in hue, all equally dark); lighter ink (edges,
+        smoothing) blends towards the background.
+        """
+        background = np.array([rng.randint(215, 255) for _ in range(3)])
+
+        def dark() -> np.ndarray:
+            base = rng.randint(10, 90)
+            return np.minimum(255, [base + rng.randint(0, 50) for _ in range(3)])
+
+        first, second = dark(), dark()
+        levels = np.arange(256)[:, None]
+        full = first + (second - first) * (levels / 255)
+        alpha = np.minimum(1.0, levels / INK_MIN)
+        return np.rint(background + (full - background) * alpha).astype(np.uint8).tobytes()
+
+    # -- the image -------------------------------------------------------------------
 
     def generate_image_with_spans(self, chars: str) -> tuple[Image.Image, list[tuple[int, int]]]:
-        """The finished image and each character's horizontal span (for benchmarks)."""
-        background = self.background_color()
-        image, spans = self.draw_text(chars, background)
-        self.create_noise_curve(image)
-        self.create_noise_dots(image)
-        image = self.wave(image)
-        return image.filter(ImageFilter.SMOOTH), spans
+        """The finished image ('P' mode) and each character's horizontal span."""
+        rng = random.Random(secrets.randbits(128))
+        ink, spans = self._ink_text(chars, rng)
+        self._ink_noise(ink, rng)
+        image = Image.fromarray(self._wave(np.asarray(ink), rng)).filter(ImageFilter.SMOOTH)
+        image.putpalette(self._palette(rng))  # 'L' -> 'P': the same bytes, now coloured
+        return image, spans
 
     def generate_image(self, chars: str, bg_color=None, fg_color=None) -> Image.Image:
         return self.generate_image_with_spans(chars)[0]
+
+    def generate(self, chars: str, format: str = "png", bg_color=None, fg_color=None):
+        """The encoded image (a ``BytesIO``), like the package's ``generate``."""
+        image = self.generate_image(chars)
+        out = io.BytesIO()
+        if format.lower() == "png":
+            image.save(out, format="png", compress_level=PNG_COMPRESS_LEVEL)
+        else:
+            image.save(out, format=format)
+        out.seek(0)
+        return out
