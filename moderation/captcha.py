@@ -148,6 +148,7 @@ class ChallengeStore:
                 noise_dots=config.get("CAPTCHA_NOISE_DOTS", Difficulty.noise_dots),
             ),
         )
+        image.warm(ALPHABET)  # the glyph pool, drawn once per process at start-up
         return cls(
             connection,
             ttl_seconds=config["CAPTCHA_TTL_SECONDS"],

@@ -68,6 +68,10 @@ def shipped_fonts() -> list[str]:
     return sorted(str(path) for path in FONTS_DIR.glob("*.ttf"))
 
 
+#: The glyph pools of this process, by (class, fonts, sizes).
+_POOLS: dict[tuple, GlyphPool] = {}
+
+
 class LayoutRandom(random.Random):
     """One image's layout randomness: seeded from ``secrets``, with cheap integer draws.
 
@@ -126,7 +130,14 @@ class HardenedImageCaptcha(ImageCaptcha):
             raise ValueError("font size range must be 8 <= min <= max")
         sizes = tuple(range(d.font_size_min, d.font_size_max + 1, 2)) or (d.font_size_min,)
         super().__init__(width, height, fonts=fonts or shipped_fonts(), font_sizes=sizes)
-        self.pool = pool or GlyphPool(self.draw_glyph)
+        # One pool per process and drawing setting: app instances in one process
+        # (tests, the bench) share it instead of each drawing their own.
+        key = (type(self), tuple(self._fonts), self._font_sizes)
+        self.pool = pool or _POOLS.setdefault(key, GlyphPool(self.draw_glyph))
+
+    def warm(self, chars: str) -> None:
+        """Draw the pool's glyphs for ``chars`` now, so first images are not slower."""
+        self.pool.fill(chars)
 
     @property
     def truefonts(self) -> list[FreeTypeFont]:

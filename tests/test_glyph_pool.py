@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from moderation.captcha import ALPHABET
-from moderation.captcha_image import HardenedImageCaptcha
+from moderation.captcha_image import Difficulty, HardenedImageCaptcha, shipped_fonts
 from moderation.glyph_pool import GlyphPool
 
 
@@ -88,3 +88,27 @@ def test_the_png_is_a_palette_image_of_the_configured_size():
     assert png[:4] == b"\x89PNG" and image.mode == "P" and image.size == (200, 70)
     colours = image.convert("RGB").getcolors(maxcolors=256 * 256)
     assert len(colours) > 20  # anti-aliased edges, not a two-colour stencil
+
+
+def test_fill_draws_every_missing_slot_once():
+    draw = CountingDraw()
+    pool = GlyphPool(draw, variants=3)
+    pool.pick("A", random.Random(0))
+    pool.fill("AAB")
+    assert draw.calls == 6 and len(pool) == 6
+    pool.fill("AB")
+    assert draw.calls == 6
+
+
+def test_instances_with_the_same_drawing_settings_share_one_pool_per_process():
+    fonts = shipped_fonts()[:2]
+    first = HardenedImageCaptcha(fonts=fonts, difficulty=Difficulty(noise_dots=0))
+    second = HardenedImageCaptcha(fonts=fonts, difficulty=Difficulty(noise_dots=300))
+    other_fonts = HardenedImageCaptcha(fonts=fonts[:1])
+    assert first.pool is second.pool  # noise settings do not change the glyphs
+    assert other_fonts.pool is not first.pool
+
+
+def test_the_app_starts_with_the_pool_drawn_for_the_whole_alphabet(make_app):
+    pool = make_app().extensions["captcha"].image.pool
+    assert all(len(pool._slots.get(char, [])) == pool.variants for char in ALPHABET)
