@@ -16,13 +16,13 @@ segmentation and classification easy:
 * decoy strokes the size of glyph parts between and across the characters;
 * a gentle vertical wave over the whole image, so rows are not straight.
 
-How it stays cheap (about 1.5 ms per PNG instead of 12 ms; README, "CAPTCHA
+How it stays cheap (about 2 ms per PNG instead of 12 ms; README, "CAPTCHA
 strength"): the package's rotate-and-warp of each character is done ahead of
 time into a per-process ``GlyphPool`` of small masks that renews itself as it is
 used; an image is composed as one greyscale "ink" layer (one byte per pixel: the
 paste, the strokes, the wave and the smoothing each touch a third of the bytes an
 RGB image has) and coloured at the end by a palette, which also makes the PNG a
-one-byte-per-pixel palette image that encodes without filtering. The layout of
+one-byte-per-pixel palette image, cheaper to compress. The layout of
 every image (which drawing, scale, stretch, shear, overlap, position, strokes,
 specks, wave and colours) comes from a generator seeded with 128 bits from
 ``secrets``, so no two images of the same text share their pixels.
