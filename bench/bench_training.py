@@ -92,7 +92,7 @@ def retrain() -> dict:
 def scoring(n: int = 2000, repeats: int = 3) -> dict:
     """Per-document cost: the serving path one at a time vs scikit-learn batched."""
     from moderation.scoring import load_scorer
-    from moderation.text import _normalize_cached
+    from moderation.text import clear_cache
     from training.datasets import load_shipped
     from training.train import train_first_model
 
@@ -110,7 +110,7 @@ def scoring(n: int = 2000, repeats: int = 3) -> dict:
             ("single_score_explained", lambda: [scorer.score(t) for t in texts]),
             ("sklearn_single_predict", lambda: [scorer.score_batch([t]) for t in texts[:300]]),
         ):
-            _normalize_cached.cache_clear()  # every path pays for normalization
+            clear_cache()  # every path pays for normalization
             started = time.perf_counter()
             fn()
             count = 300 if name == "sklearn_single_predict" else len(texts)

@@ -21,6 +21,7 @@ from . import (
     scoring,
     security_headers,
     templating,
+    text,
 )
 from .captcha import ChallengeStore, TextSource, random_text
 from .comments import PageCache
@@ -57,6 +58,8 @@ def create_app(
         audio=captcha_audio.init_app(app),
     )
     scoring.init_app(app)
+    # Each comment is normalized a few times in its own request, never again.
+    text.set_cache_size(text.SERVING_CACHE_SIZE)
     csrf.init_app(app)
     errors.init_app(app)
     templating.init_app(app)

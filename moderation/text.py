@@ -215,8 +215,7 @@ def _year_range(match: re.Match[str]) -> str:
     return f" {NUMBER_TOKEN} {NUMBER_TOKEN} " if match.group(1) < match.group(2) else match.group(0)
 
 
-@lru_cache(maxsize=65536)
-def _normalize_cached(text: str) -> str:
+def _normalize_uncached(text: str) -> str:
     text = _strip_html(text)
     if text.isascii():
         # Fast path (most comments): NFKC, case folding and marks are no-ops on ASCII.
@@ -238,6 +237,34 @@ def _normalize_cached(text: str) -> str:
     # Squeeze before folding l33t so a long digit run cannot shrink into a foldable one later.
     text = _squeeze(text)
     return " ".join([_normalize_token(t) for t in _TOKEN_RE.findall(text)])
+
+
+#: Training pipelines normalize the same texts once per feature block: a cache that
+#: holds a whole training chunk makes every call after the first free.
+TRAINING_CACHE_SIZE = 65536
+#: A server normalizes each comment a few times within one request (scoring blocks,
+#: word lists, repeat digest) and never again: a large cache there only grows with
+#: every new comment (~20 MB at 65,536 entries, which make bench saw as growth).
+SERVING_CACHE_SIZE = 256
+
+_normalize_cached = lru_cache(maxsize=TRAINING_CACHE_SIZE)(_normalize_uncached)
+
+
+def set_cache_size(maxsize: int) -> None:
+    """Replace the normalization cache with an empty one of ``maxsize`` entries."""
+    global _normalize_cached
+    _normalize_cached = lru_cache(maxsize=maxsize)(_normalize_uncached)
+
+
+def ensure_cache_size(maxsize: int) -> None:
+    """At least ``maxsize`` entries (training in a process that also built an app)."""
+    if (_normalize_cached.cache_parameters()["maxsize"] or 0) < maxsize:
+        set_cache_size(maxsize)
+
+
+def clear_cache() -> None:
+    """Forget every cached normalization (benchmarks that must pay for it each time)."""
+    _normalize_cached.cache_clear()
 
 
 def normalize(text: str) -> str:

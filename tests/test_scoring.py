@@ -95,14 +95,14 @@ def test_fast_path_equals_scikit_learn_on_all_shipped_texts(scorer):
 
 
 def test_fast_path_is_not_much_slower_than_batched(scorer):
-    from moderation.text import _normalize_cached
+    from moderation.text import clear_cache
 
     texts = load_shipped().texts[:2000]
-    _normalize_cached.cache_clear()
+    clear_cache()
     started = time.perf_counter()
     scorer.score_batch(texts)
     batched = (time.perf_counter() - started) / len(texts)
-    _normalize_cached.cache_clear()
+    clear_cache()
     started = time.perf_counter()
     for text in texts:
         scorer.probability(text)

@@ -120,3 +120,17 @@ def test_signals_see_what_was_typed_not_the_html_around_it():
     wrapped = 'see <a href="https://youtu.be/x">https://youtu.be/x</a>, it&#39;s great'
     assert signals(wrapped) == signals(typed)
     assert signals("spaced apart: pimpmyviews. com")[list(SIGNAL_NAMES).index("links")] > 0
+
+
+def test_a_server_keeps_a_small_normalization_cache_and_training_a_large_one(make_app):
+    """Every new comment would otherwise stay cached in each worker (make bench: growth)."""
+    from moderation import text
+    from training.pipeline import DEFAULT_PARAMS, build_pipeline
+
+    make_app()
+    for number in range(3 * text.SERVING_CACHE_SIZE):
+        text.normalize(f"comment {'word' * (number % 7)} {number:x}")
+    info = text._normalize_cached.cache_info()
+    assert info.maxsize == text.SERVING_CACHE_SIZE and info.currsize <= text.SERVING_CACHE_SIZE
+    build_pipeline(DEFAULT_PARAMS)
+    assert text._normalize_cached.cache_info().maxsize == text.TRAINING_CACHE_SIZE

@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from moderation.text import normalize, signal_matrix
+from moderation.text import TRAINING_CACHE_SIZE, ensure_cache_size, normalize, signal_matrix
 
 #: Fixed feature settings; the grid below searches only what matters most and is cheap.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -60,6 +60,8 @@ def source_weights(
 
 def build_features(params: dict[str, Any]) -> FeatureUnion:
     """Word and character TF-IDF of the normalized text, plus raw-text signals."""
+    # Both blocks normalize every text: the second call must find the first's result.
+    ensure_cache_size(TRAINING_CACHE_SIZE)
     word = TfidfVectorizer(
         preprocessor=normalize,
         lowercase=False,

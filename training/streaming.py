@@ -26,7 +26,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from moderation.text import normalize, signal_matrix
+from moderation.text import TRAINING_CACHE_SIZE, ensure_cache_size, normalize, signal_matrix
 
 from . import pipeline, registry
 from .datasets import DataError, parse_label, sha256_file
@@ -37,6 +37,7 @@ N_FEATURES = 2**20
 
 
 def build_streaming_pipeline(alpha: float = 1e-6) -> Pipeline:
+    ensure_cache_size(TRAINING_CACHE_SIZE)  # one chunk's texts, reused by both blocks
     common = {"preprocessor": normalize, "lowercase": False, "alternate_sign": False,
               "n_features": N_FEATURES, "norm": "l2", "dtype": np.float64}
     features = FeatureUnion([
