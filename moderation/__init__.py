@@ -20,6 +20,7 @@ from . import (
     retention,
     scoring,
     security_headers,
+    sessions,
     templating,
     text,
 )
@@ -58,6 +59,7 @@ def create_app(
         audio=captcha_audio.init_app(app),
     )
     scoring.init_app(app)
+    sessions.init_app(app)
     # Each comment is normalized a few times in its own request, never again.
     text.set_cache_size(text.SERVING_CACHE_SIZE)
     csrf.init_app(app)
