@@ -225,3 +225,46 @@ def test_reading_is_never_rate_limited_but_posting_still_is(make_app, article_sl
     answers = [client.post(f"/api/v1/articles/{article_slug}/comments", json={"body": "hi"})
                for _ in range(3)]
     assert [a.status_code for a in answers][-1] == 429
+
+
+def _tokens(html: str) -> dict[str, str]:
+    found = dict(re.findall(r'name="(csrf_token|form_token|challenge_id)" value="([^"]*)"', html))
+    found["image"] = re.search(r'src="([^"]*/captcha/[^"]*)"', html).group(1)
+    return found
+
+
+def test_a_page_rendered_once_with_slots_equals_one_rendered_for_the_reader(
+    app, redis_client, article_slug
+):
+    """The shared copy, filled with a reader's tokens, is byte for byte the full render."""
+    from moderation.views.articles import SLOTS, _render_page, fill_slots
+
+    publish(redis_client, article_slug, "A <b>bold</b> & 'quoted' comment", now=time.time())
+    article = __import__("moderation.articles", fromlist=["get_article"]).get_article(
+        article_slug)
+    values = {"csrf_token": "IjA1Yz.aBc-_.x9", "form_token": "MTcw.OTk-_.sig",
+              "challenge_id": "Zq3-_abcDEF0123456789xyz"}
+    context = {"article": article, "total": 1, "comment_list": "<ol></ol>"}
+    with app.test_request_context(f"/articles/{article_slug}"):
+        full = _render_page(context, values, form={}, errors={})
+        shell = _render_page(context, SLOTS, form={}, errors={})
+    assert fill_slots(shell, values) == full
+    assert not any(slot in full for slot in SLOTS.values())
+
+
+def test_every_view_of_the_shared_page_gets_its_own_tokens(client, article_slug):
+    first = client.get(f"/articles/{article_slug}").get_data(as_text=True)
+    client.delete_cookie("session")
+    second = client.get(f"/articles/{article_slug}").get_data(as_text=True)
+    a, b = _tokens(first), _tokens(second)
+    assert a.keys() == b.keys() == {"csrf_token", "form_token", "challenge_id", "image"}
+    assert all(a[name] != b[name] for name in a)
+    assert a["challenge_id"] in a["image"] and "slot" not in first + second
+
+
+def test_a_flash_message_is_shown_once_and_not_kept_in_the_shared_page(reader):
+    response = reader.post("Thank you for this clear report on the harbour works.")
+    after = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Thank you! Your comment has been" in after
+    again = reader.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Thank you! Your comment has been" not in again

@@ -9,6 +9,9 @@ reader typed kept.
 
 from __future__ import annotations
 
+import secrets
+from types import SimpleNamespace
+
 from flask import (
     Blueprint,
     abort,
@@ -17,10 +20,11 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
-from flask_wtf.csrf import CSRFError
-from markupsafe import Markup
+from flask_wtf.csrf import CSRFError, generate_csrf
+from markupsafe import Markup, escape
 
 from .. import comments
 from ..articles import Article, default_article, get_article
@@ -109,23 +113,60 @@ def render_article(
                                               article=article))
         get_page_cache().put(cache_key, listing.stamp, comment_list)
         total = listing.total
-    html = render_template(
+    stamp = known_stamp if listing is None else listing.stamp
+    values = {
+        "csrf_token": generate_csrf(),
+        "form_token": current_app.extensions["form_clock"].stamp(),
+        "challenge_id": challenge.id if challenge is not None else "",
+    }
+    context = {"article": article, "total": total, "comment_list": comment_list}
+    if form or errors or session.get("_flashes"):
+        html = _render_page(context, values, form=form or {}, errors=errors or {})
+    else:
+        # The usual view (no message, nothing typed yet) differs between readers only
+        # in three tokens: render it once per page state with slots, then fill them.
+        shell_key = ("shell", request.script_root, article.slug, page, per_page,
+                     challenge is not None)
+        shell_stamp, shell = get_page_cache().get(shell_key)
+        if shell is None or shell_stamp != stamp:
+            shell = _render_page(context, SLOTS, form={}, errors={})
+            get_page_cache().put(shell_key, stamp, shell)
+        html = fill_slots(shell, values)
+    return no_store(current_app.make_response((html, status)))
+
+
+#: Stand-ins for the per-reader tokens in a page rendered once for everyone: random
+#: per process (nobody can put them in a comment), and nothing that HTML escaping or
+#: URL building would change.
+_SLOT_SEED = secrets.token_hex(16)
+SLOTS = {name: f"slot{_SLOT_SEED}{name.replace('_', '')}"
+         for name in ("csrf_token", "form_token", "challenge_id")}
+
+
+def fill_slots(shell: str, values: dict[str, str]) -> str:
+    """The page for one reader: each slot replaced by that reader's (escaped) token."""
+    for name, slot in SLOTS.items():
+        shell = shell.replace(slot, str(escape(values[name])))
+    return shell
+
+
+def _render_page(context: dict, values: dict[str, str], *, form: dict, errors: dict) -> str:
+    challenge = SimpleNamespace(id=values["challenge_id"]) if values["challenge_id"] else None
+    return render_template(
         "article.html",
-        article=article,
-        article_text=_article_text(article),
-        total=total,
-        comment_list=comment_list,
+        **context,
+        article_text=_article_text(context["article"]),
         challenge=challenge,
-        form_token=current_app.extensions["form_clock"].stamp(),
+        csrf_token=lambda: values["csrf_token"],
+        form_token=values["form_token"],
         honeypot_field=HONEYPOT_FIELD,
-        form=form or {},
-        errors=errors or {},
+        form=form,
+        errors=errors,
         max_body=current_app.config["MAX_COMMENT_CHARS"],
         max_name=current_app.config["MAX_NAME_CHARS"],
         captcha_width=current_app.config["CAPTCHA_WIDTH"],
         captcha_height=current_app.config["CAPTCHA_HEIGHT"],
     )
-    return no_store(current_app.make_response((html, status)))
 
 
 def _article_text(article: Article) -> Markup:
