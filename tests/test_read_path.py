@@ -17,6 +17,7 @@ from modhelpers import held
 from moderation import comments, keys
 from moderation.queue import ReviewQueue
 from moderation.retention import purge
+from moderation.views.articles import SLOTS
 
 
 def publish(redis_client, slug: str, body: str, *, now: float, author: str = "") -> str:
@@ -237,7 +238,7 @@ def test_a_page_rendered_once_with_slots_equals_one_rendered_for_the_reader(
     app, redis_client, article_slug
 ):
     """The shared copy, filled with a reader's tokens, is byte for byte the full render."""
-    from moderation.views.articles import SLOTS, _render_page, fill_slots
+    from moderation.views.articles import _render_page, fill_slots
 
     publish(redis_client, article_slug, "A <b>bold</b> & 'quoted' comment", now=time.time())
     article = __import__("moderation.articles", fromlist=["get_article"]).get_article(
@@ -259,7 +260,8 @@ def test_every_view_of_the_shared_page_gets_its_own_tokens(client, article_slug)
     a, b = _tokens(first), _tokens(second)
     assert a.keys() == b.keys() == {"csrf_token", "form_token", "challenge_id", "image"}
     assert all(a[name] != b[name] for name in a)
-    assert a["challenge_id"] in a["image"] and "slot" not in first + second
+    assert a["challenge_id"] in a["image"]
+    assert not any(slot in first + second for slot in SLOTS.values())
 
 
 def test_a_flash_message_is_shown_once_and_not_kept_in_the_shared_page(reader):
@@ -268,3 +270,12 @@ def test_a_flash_message_is_shown_once_and_not_kept_in_the_shared_page(reader):
     assert "Thank you! Your comment has been" in after
     again = reader.client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Thank you! Your comment has been" not in again
+
+
+def test_the_shared_page_without_a_captcha_has_none(make_app, article_slug):
+    """Adaptive policy: the plain view shows no challenge, however often it is served."""
+    client = make_app(CHALLENGE_POLICY="adaptive").test_client()
+    for _ in range(2):
+        html = client.get(f"/articles/{article_slug}").get_data(as_text=True)
+        assert 'name="challenge_id"' not in html and "captcha-image" not in html
+        assert not any(slot in html for slot in SLOTS.values())

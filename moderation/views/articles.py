@@ -129,7 +129,8 @@ def render_article(
                      challenge is not None)
         shell_stamp, shell = get_page_cache().get(shell_key)
         if shell is None or shell_stamp != stamp:
-            shell = _render_page(context, SLOTS, form={}, errors={})
+            slots = SLOTS if challenge is not None else {**SLOTS, "challenge_id": ""}
+            shell = _render_page(context, slots, form={}, errors={})
             get_page_cache().put(shell_key, stamp, shell)
         html = fill_slots(shell, values)
     return no_store(current_app.make_response((html, status)))
