@@ -189,13 +189,13 @@ class ChallengeStore:
         return Challenge(id=challenge_id, expires_at=time.time() + self.ttl)
 
     def _answer(self, challenge_id: str) -> str | None:
-        if not challenge_id or len(challenge_id) > MAX_ID_LENGTH:
+        if not _valid_id(challenge_id):
             return None
         return self.redis.hget(keys.captcha(challenge_id), "answer")
 
     def live(self, challenge_id: str | None) -> Challenge | None:
         """The challenge if it can still be answered (known, not expired, attempts left)."""
-        if not challenge_id or len(challenge_id) > MAX_ID_LENGTH:
+        if not _valid_id(challenge_id):
             return None
         key = keys.captcha(challenge_id)
         with self.redis.pipeline() as pipe:
@@ -269,5 +269,5 @@ class ChallengeStore:
 
     def discard(self, challenge_id: str) -> None:
         """Forget a challenge the reader replaced with a new image."""
-        if challenge_id and len(challenge_id) <= MAX_ID_LENGTH:
+        if _valid_id(challenge_id):
             self.redis.delete(keys.captcha(challenge_id))

@@ -213,12 +213,16 @@ def stamp_total(stamp: str) -> int:
     return int(stamp.partition(":")[0] or 0)
 
 
-def read_page(connection: redis.Redis, query: PageQuery) -> Page | None:
-    """Run ``query`` alone: the page, or None when it is still the known copy's."""
+def _fetch(connection: redis.Redis, query: PageQuery) -> list:
     with connection.pipeline(transaction=False) as pipe:
         query.queue(pipe)
         (reply,) = pipe.execute()
-    return query.parse(reply)
+    return reply
+
+
+def read_page(connection: redis.Redis, query: PageQuery) -> Page | None:
+    """Run ``query`` alone: the page, or None when it is still the known copy's."""
+    return query.parse(_fetch(connection, query))
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -227,11 +231,8 @@ def _text(value: bytes | str | None) -> str | None:
 
 def list_published(connection: redis.Redis, slug: str, page: int = 1, per_page: int = 20) -> Page:
     """One page of an article's published comments, newest first (public fields only)."""
-    with connection.pipeline(transaction=False) as pipe:
-        query = PageQuery(slug, page, per_page)
-        query.queue(pipe)
-        (reply,) = pipe.execute()
-    return query.page_from(reply)
+    query = PageQuery(slug, page, per_page)
+    return query.page_from(_fetch(connection, query))
 
 
 class PageCache:

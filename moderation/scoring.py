@@ -70,6 +70,23 @@ def _top(contributions: np.ndarray, k: int = EXPLAIN_TOP) -> np.ndarray:
     return np.argpartition(np.abs(contributions), -k)[-k:]
 
 
+def _weighed(
+    coef: np.ndarray,
+    index: np.ndarray,
+    values: np.ndarray,
+    name_of: Callable[[int], str],
+    kind: str,
+    parts: list[Contribution] | None,
+) -> float:
+    """A block's share of the decision value; its top contributions go into ``parts``."""
+    contrib = values * coef[index]
+    if parts is not None:
+        # Only a block's own top contributions can be among the overall top ones.
+        parts.extend((float(contrib[k]), name_of(int(index[k])), kind)
+                     for k in _top(contrib).tolist())
+    return float(contrib.sum())
+
+
 def _vocabulary_part(
     block: VocabularyBlock, text: str, explain: bool, parts: list[Contribution]
 ) -> float:
@@ -89,14 +106,8 @@ def _vocabulary_part(
         values *= block.idf[index]
     if block.norm == "l2":
         values /= math.sqrt(float(values @ values))
-    contrib = values * block.coef[index]
-    if explain:
-        # Only a block's own top contributions can be among the overall top ones.
-        kind = block.analyzer.kind
-        parts.extend(
-            (float(contrib[k]), block.terms[int(index[k])], kind) for k in _top(contrib).tolist()
-        )
-    return float(contrib.sum())
+    return _weighed(block.coef, index, values, block.terms.__getitem__, block.analyzer.kind,
+                    parts if explain else None)
 
 
 def _hash_part(block: HashBlock, text: str, explain: bool, parts: list[Contribution]) -> float:
@@ -112,13 +123,8 @@ def _hash_part(block: HashBlock, text: str, explain: bool, parts: list[Contribut
     index = np.fromiter(counter.keys(), dtype=np.intp, count=len(counter))
     values = np.fromiter(counter.values(), dtype=np.float64, count=len(counter))
     values /= math.sqrt(float(values @ values))
-    contrib = values * block.coef[index]
-    if explain:
-        kind = block.analyzer.kind
-        parts.extend(
-            (float(contrib[k]), terms[int(index[k])], kind) for k in _top(contrib).tolist()
-        )
-    return float(contrib.sum())
+    return _weighed(block.coef, index, values, terms.__getitem__, block.analyzer.kind,
+                    parts if explain else None)
 
 
 class Scorer:
