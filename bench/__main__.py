@@ -19,7 +19,7 @@ from pathlib import Path
 from .common import RESULTS_DIR, Gunicorn, Section, ensure_model
 from .report import machine, now, write
 
-ALL = ("captcha", "scoring", "read", "write", "memory", "training", "extras")
+ALL = ("captcha", "scoring", "read", "write", "costs", "memory", "training", "extras")
 
 
 def _guard(name: str, func, *args, **kwargs) -> Section:
@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                     return write_path.run(models, server, quick=args.quick)
 
                 sections.append(_guard(name, write_run))
+            elif name == "costs":
+                from . import costs
+
+                sections.append(_guard(name, costs.run, models, quick=args.quick))
             elif name == "memory":
                 from . import memory
 

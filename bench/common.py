@@ -53,6 +53,14 @@ class Section:
     seconds: float = 0.0
 
 
+def shortfall(ours: float, baseline: float, why: str, target: float = 0.5) -> str:
+    """How far a throughput ratio falls short of ``target`` (empty when it is met)."""
+    if not baseline or ours >= target * baseline:
+        return ""
+    return (f"SHORT by {target - ours / baseline:.2f}x ({target * baseline:,.0f} req/s needed, "
+            f"{ours:,.0f} reached); why: the '{why}' row; ")
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
     if not values:

@@ -10,20 +10,24 @@ from .common import redis_server
 
 
 @contextmanager
-def service_app(models_dir: str, **factory_kwargs) -> Iterator:
-    """The real app from the real factory on a private redis-server (default CAPTCHA)."""
+def service_app(models_dir: str, config: dict | None = None, **factory_kwargs) -> Iterator:
+    """The real app from the real factory on a private redis-server (default CAPTCHA).
+
+    ``config`` overrides settings the way an operator's environment would.
+    """
     from moderation import create_app
 
     with redis_server() as url:
-        config = {
+        settings = {
             **BENCH_CONFIG,
             "REDIS_URL": url,
             "MODELS_DIR": models_dir,
             "SECRET_KEY": "bench-secret",
             "IP_HASH_KEY": "bench-ip-key",
             "LOG_LEVEL": "WARNING",
+            **(config or {}),
         }
-        app = create_app(config, **factory_kwargs)
+        app = create_app(settings, **factory_kwargs)
         try:
             yield app
         finally:

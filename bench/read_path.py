@@ -19,11 +19,13 @@ from moderation import comments
 from moderation.articles import default_article
 
 from . import loadgen
-from .common import Gunicorn, Row, Section
+from .common import Gunicorn, Row, Section, shortfall
 from .texts import AUTHORS, comment_texts
 
 CONNECTIONS = 8
 PUBLISHED = 1000
+#: The bench.costs row that explains a read figure's cost.
+WHY_ROWS = {"article page": "why page", "JSON list": "why page"}
 
 
 def seed(server: Gunicorn, slug: str, count: int) -> None:
@@ -95,7 +97,8 @@ def run(models_dir: str, start_baseline, *, quick: bool) -> tuple[Section, Gunic
         section.rows.append(Row(
             f"read: {name} requests/s", o["rps"], "req/s", ">= 0.5x baseline",
             ratio >= 0.5 and o["errors"] == 0, baseline=b["rps"], ratio=ratio,
-            notes=(f"{total} published, {o['bytes']} B body; p50 {o['p50_ms']} ms "
+            notes=(shortfall(o["rps"], b["rps"], WHY_ROWS[name]) +
+                   f"{total} published, {o['bytes']} B body; p50 {o['p50_ms']} ms "
                    f"(base {b['p50_ms']}), p99 {o['p99_ms']} ms (base {b['p99_ms']}); "
                    f"errors {o['errors']}"),
         ))

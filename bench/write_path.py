@@ -22,7 +22,7 @@ from moderation.captcha import ChallengeStore
 
 from . import loadgen
 from .bench_app import BENCH_CAPTCHA_TEXT, bench_text
-from .common import Gunicorn, Row, Section
+from .common import Gunicorn, Row, Section, shortfall
 from .texts import AUTHORS, comment_texts, post_line
 
 OK_STATUSES = {201, 202}  # published or held: the comment was accepted and stored
@@ -207,7 +207,8 @@ def run(models_dir: str, baseline: Gunicorn, *, quick: bool) -> Section:
     section.rows = [
         Row("write: requests/s (max rate)", o["rps"], "req/s", ">= 0.5x baseline",
             ratio >= 0.5, baseline=b["rps"], ratio=ratio,
-            notes=f"{tool}, {o['connections']} connections, best of "
+            notes=shortfall(o["rps"], b["rps"], "why write") +
+                  f"{tool}, {o['connections']} connections, best of "
                   f"{len(ours['max_rate_rounds'])} x {o['seconds']:.0f} s alternating with "
                   f"the baseline (rounds: "
                   f"{', '.join(str(r['rps']) for r in ours['max_rate_rounds'])} vs "

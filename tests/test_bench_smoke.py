@@ -18,7 +18,9 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROW_FIELDS = {"figure", "ours", "unit", "baseline", "ratio", "target", "passed", "notes"}
-EXPECTED_SECTIONS = {"captcha", "scoring", "read path", "write path", "memory", "training"}
+EXPECTED_SECTIONS = {
+    "captcha", "scoring", "read path", "write path", "costs", "memory", "training",
+}
 
 
 @pytest.mark.slow
@@ -27,7 +29,7 @@ def test_quick_bench_writes_table_and_json(models_dir, tmp_path):
     env.pop("REDIS_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--models-dir", str(models_dir),
-         "--out", str(tmp_path), "--only", "captcha,scoring,read,write,memory,training"],
+         "--out", str(tmp_path), "--only", "captcha,scoring,read,write,costs,memory,training"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -55,6 +57,13 @@ def test_quick_bench_writes_table_and_json(models_dir, tmp_path):
         assert read["ours"][page]["bytes"] == read["baseline"][page]["bytes"]
     assert sections["captcha"]["raw"]["ours"]["challenges"] > 0
     assert sections["scoring"]["raw"]["documents"] > 0
+    costs = sections["costs"]["raw"]
+    # The POSTs went through the whole path, and the round-trip counter counts: the
+    # baseline does exactly one XADD per request, ours more (CAPTCHA, limits, save).
+    assert set(costs["write"]["post"]["statuses"]) <= {"201", "202", "422"}
+    assert costs["write"]["baseline_xadd"]["round_trips"] == 1.0
+    assert costs["write"]["post"]["round_trips"] > 1.0
+    assert costs["page"]["page"]["statuses"] == {"200": costs["page"]["page"]["requests"]}
     memory = sections["memory"]["raw"]["checkpoints"]
     assert len(memory) == 2 and all(point["rss_mb"] for point in memory)
 
