@@ -4,7 +4,8 @@ The service runs under gunicorn as ``make run`` starts it (bench app instance, f
 embedded Redis) with 1,000 published comments stored through ``comments.save``
 before the timed phase. Baseline, same run: a bare Flask endpoint returning a
 constant body -- the very bytes the service answered for that URL -- under the same
-gunicorn settings. The article page also issues a CAPTCHA challenge per view (the
+gunicorn settings, running beside ours; the two are measured in alternating rounds.
+The article page also issues a CAPTCHA challenge per view (the
 form needs one); that is part of the page's cost.
 """
 
@@ -62,34 +63,49 @@ def _measure(base_url: str, path: str, duration: float, warm: bool = True) -> di
     }
 
 
+def _best(rounds: list[dict]) -> dict:
+    """The least disturbed round (highest rate), with every round's rate kept beside it."""
+    best = dict(max(rounds, key=lambda r: r["rps"]))
+    best["rounds_rps"] = [r["rps"] for r in rounds]
+    return best
+
+
 def run(models_dir: str, start_baseline, *, quick: bool) -> tuple[Section, Gunicorn]:
-    """Measure ours, then start the baseline with the bodies ours returned."""
+    """Ours and the baseline (serving the bodies ours returned), in alternating rounds.
+
+    Both servers run side by side; for each page the rounds go ours, baseline, ours,
+    baseline and the best round of each side counts, so a burst of load from another
+    process hits both sides alike (the same rule as the write path).
+    """
     duration = 1.0 if quick else 5.0
+    rounds = 1 if quick else 2
     section = Section("read path")
     started = time.perf_counter()
     slug = default_article().slug
-    pages = {"article page": f"/articles/{slug}",
-             "JSON list": f"/api/v1/articles/{slug}/comments"}
+    pages = {"article page": (f"/articles/{slug}", "/page"),
+             "JSON list": (f"/api/v1/articles/{slug}/comments", "/json")}
     ours: dict = {}
-    bodies: dict[str, bytes] = {}
+    base: dict = {}
     with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": models_dir}) as server:
         seed(server, slug, 20 if quick else PUBLISHED)
-        server.warm(list(pages.values()), rounds=1 if quick else 4)
-        for name, path in pages.items():
-            bodies[name] = fetch(server.base_url + path)
-            ours[name] = _measure(server.base_url, path, duration, warm=not quick)
-            ours[name]["bytes"] = len(bodies[name])
+        server.warm([path for path, _ in pages.values()], rounds=1 if quick else 4)
+        files = {}
+        for name, (path, _) in pages.items():
+            files[name] = Path(server.var_dir) / ("page.html" if name == "article page"
+                                                  else "list.json")
+            files[name].write_bytes(fetch(server.base_url + path))
+        baseline = start_baseline(files["article page"], files["JSON list"])
+        for name, (path, base_path) in pages.items():
+            ours_rounds, base_rounds = [], []
+            for i in range(rounds):
+                ours_rounds.append(_measure(server.base_url, path, duration,
+                                            warm=not quick and i == 0))
+                base_rounds.append(_measure(baseline.base_url, base_path, duration,
+                                            warm=not quick and i == 0))
+            ours[name], base[name] = _best(ours_rounds), _best(base_rounds)
+            ours[name]["bytes"] = files[name].stat().st_size
+            base[name]["bytes"] = len(fetch(baseline.base_url + base_path))
         total = server.redis().zcard(f"mod:article:{slug}:published")
-    files = {}
-    for name, body in bodies.items():
-        path = Path(server.var_dir) / ("page.html" if name == "article page" else "list.json")
-        path.write_bytes(body)
-        files[name] = path
-    baseline = start_baseline(files["article page"], files["JSON list"])
-    base: dict = {}
-    for name, path in (("article page", "/page"), ("JSON list", "/json")):
-        base[name] = _measure(baseline.base_url, path, duration, warm=not quick)
-        base[name]["bytes"] = len(fetch(baseline.base_url + path))
     section.raw = {"ours": ours, "baseline": base, "published_comments": total}
     for name in pages:
         o, b = ours[name], base[name]
@@ -98,6 +114,9 @@ def run(models_dir: str, start_baseline, *, quick: bool) -> tuple[Section, Gunic
             f"read: {name} requests/s", o["rps"], "req/s", ">= 0.5x baseline",
             ratio >= 0.5 and o["errors"] == 0, baseline=b["rps"], ratio=ratio,
             notes=(shortfall(o["rps"], b["rps"], WHY_ROWS[name]) +
+                   f"best of {len(o['rounds_rps'])} x {duration:.0f} s alternating with the "
+                   f"baseline (rounds: {', '.join(str(r) for r in o['rounds_rps'])} vs "
+                   f"{', '.join(str(r) for r in b['rounds_rps'])} req/s); "
                    f"{total} published, {o['bytes']} B body; p50 {o['p50_ms']} ms "
                    f"(base {b['p50_ms']}), p99 {o['p99_ms']} ms (base {b['p99_ms']}); "
                    f"errors {o['errors']}"),

@@ -58,6 +58,27 @@ def _verdict(passed: bool | None) -> str:
     return {True: "pass", False: "**FAIL**", None: "n/a"}[passed]
 
 
+#: One-minute load average per core above which other processes were competing for
+#: the CPU when the run started.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+def busy_warning(machine_info: dict) -> list[str]:
+    """A warning paragraph when the machine was busy as the run started, else nothing.
+
+    The throughput rows run the service, the baseline, Redis and the load generator
+    on the same cores; a process outside the benchmark takes its share from each
+    round differently, and on a saturated machine the ratios drift towards 1x.
+    """
+    cores = machine_info.get("cores") or 1
+    load = (machine_info.get("load_average_at_start") or [0.0])[0]
+    if load <= BUSY_LOAD_PER_CORE * cores:
+        return []
+    return [f"**Warning: the machine was busy when this run started (load average "
+            f"{load:.1f} on {cores} cores). Other processes shared the CPU, so the "
+            f"throughput ratios are not reliable; rerun on a quiet machine.**", ""]
+
+
 def markdown(sections: list[Section], meta: dict) -> str:
     lines = [
         f"Benchmarks of {meta['date']} on {meta['machine']['cores']} cores, "
@@ -65,6 +86,7 @@ def markdown(sections: list[Section], meta: dict) -> str:
         f"commit {meta['machine']['commit'] or '?'}, mode {meta['mode']}, "
         f"{meta['seconds']:.0f} s in all.",
         "",
+        *busy_warning(meta["machine"]),
         "| figure | ours | baseline | ratio | target | result | notes |",
         "|---|---|---|---|---|---|---|",
     ]

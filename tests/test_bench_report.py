@@ -1,0 +1,24 @@
+"""The benchmark table says when its own numbers are not to be trusted, or fall short."""
+
+from bench.common import shortfall
+from bench.report import busy_warning
+
+
+def test_a_run_started_on_a_busy_machine_carries_a_warning():
+    warning = busy_warning({"cores": 2, "load_average_at_start": (4.2, 3.0, 2.0)})
+    assert warning and "load average 4.2 on 2 cores" in warning[0]
+    assert "not reliable" in warning[0]
+
+
+def test_a_run_started_on_a_quiet_machine_has_no_warning():
+    assert busy_warning({"cores": 2, "load_average_at_start": (0.4, 0.2, 0.1)}) == []
+
+
+def test_a_missed_ratio_says_by_how_much_and_where_the_reason_is():
+    note = shortfall(416.0, 1640.0, "why write")
+    assert note.startswith("SHORT by 0.25x (820 req/s needed, 416 reached)")
+    assert "'why write' row" in note
+
+
+def test_a_met_ratio_adds_nothing():
+    assert shortfall(900.0, 1640.0, "why write") == ""
