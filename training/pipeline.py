@@ -3,8 +3,9 @@
 Features: word uni/bi-grams and character 2-5-grams (TF-IDF, sublinear) of the
 normalized text, plus the raw-text signals of :mod:`moderation.text`. Classifier:
 logistic regression. Its decision values are calibrated with a Platt sigmoid fitted
-on *grouped* out-of-fold decision values (duplicates never straddle folds), and the
-two thresholds are read off the same out-of-fold probabilities.
+on *grouped* out-of-fold decision values (duplicates never straddle folds) of the
+comments (not the SMS texts), and the two thresholds are read off the same
+out-of-fold probabilities.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ C_GRID = (3.0, 10.0, 30.0, 100.0)
 
 MAX_HAM_REJECTED = 0.005  # auto-reject may block at most 0.5% of ham
 MAX_SPAM_PUBLISHED = 0.02  # auto-publish may let through at most 2% of spam
+
+#: Media that train the model but are not what the service scores (see ``sms_weight``).
+FOREIGN_MEDIA = frozenset({"sms"})
 
 
 def source_weights(
@@ -134,6 +138,25 @@ def calibrate(calibrator: LogisticRegression, decisions: np.ndarray) -> np.ndarr
 def medium(source: str) -> str:
     """The medium of a text's source: ``youtube:Psy`` -> ``youtube``, ``sms`` -> ``sms``."""
     return source.split(":", 1)[0]
+
+
+def calibration_rows(media: Sequence[str] | None, y: np.ndarray) -> np.ndarray:
+    """Indexes (into ``y``) of the texts whose out-of-fold scores calibrate the model.
+
+    The comments, not the SMS texts: the service scores comments, and a calibrator
+    fitted on the mix (three quarters SMS) scored them too low. Chosen by nested
+    leave-one-video-out on training rows (each inner held-out video scored by a model
+    of the other two and SMS): log loss 0.206 -> 0.187, mean probability minus spam
+    rate -0.030 -> -0.006, errors at 0.5 280 -> 270 (MCC 0.871 -> 0.874). Every row
+    when there are no comments of both classes (the SMS protocol).
+    """
+    y = np.asarray(y)
+    if media is None:
+        return np.arange(len(y))
+    comments = np.flatnonzero([m not in FOREIGN_MEDIA for m in media])
+    if len(np.unique(y[comments])) < 2:
+        return np.arange(len(y))
+    return comments
 
 
 def _reject_at(ham: np.ndarray, max_ham_rejected: float) -> float:
@@ -271,6 +294,7 @@ class Selection:
     reject_at: float
     grid: list[dict[str, float]]
     oof_proba: np.ndarray
+    calibrated_on: int  # how many texts' out-of-fold scores fitted the calibrator
 
 
 def select(
@@ -314,11 +338,14 @@ def select(
         grid.append({"C": c, "mcc": float(matthews_corrcoef(y_rows, proba >= 0.5)),
                      "roc_auc": float(roc_auc_score(y_rows, oof[k]))})
     best = max(range(len(c_grid)), key=lambda k: (grid[k]["mcc"], grid[k]["roc_auc"]))
-    calibrator = fit_calibrator(oof[best], y_rows)
-    oof_proba = calibrate(calibrator, oof[best])
+    # C above is chosen with a calibrator fitted on every row, as the nested check measured.
     media_rows = None if media is None else [media[i] for i in rows]
+    fit_on = calibration_rows(media_rows, y_rows)
+    calibrator = fit_calibrator(oof[best][fit_on], y_rows[fit_on])
+    oof_proba = calibrate(calibrator, oof[best])
     publish_below, reject_at = choose_thresholds(oof_proba, y_rows, media=media_rows)
-    return Selection(c_grid[best], calibrator, publish_below, reject_at, grid, oof_proba)
+    return Selection(c_grid[best], calibrator, publish_below, reject_at, grid, oof_proba,
+                     len(fit_on))
 
 
 def fit_and_score(
@@ -395,6 +422,7 @@ def train(
         "n_splits": n_splits,
         "grid": chosen.grid,
         "best_C": params["C"],
+        "calibrated_on": chosen.calibrated_on,
         "oof_proba": chosen.oof_proba,  # kept in memory for reports; not written to metadata
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -86,6 +86,7 @@ def train_model(
         "cv": {
             "n_splits": model.cv["n_splits"],
             "grid": model.cv["grid"],
+            "calibrated_on": model.cv["calibrated_on"],
             "metrics": cv_summary(model, corpus.y),
         },
         "training_seconds": seconds,
