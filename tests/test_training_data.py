@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from training import datasets, evaluate, pipeline
 from training.datasets import DataError
@@ -118,6 +119,57 @@ def test_fold_features_equal_a_pipeline_fitted_on_the_fold():
     # Columns are ordered differently; compare each row's sorted values.
     np.testing.assert_allclose(np.sort(x_test.toarray(), axis=1),
                                np.sort(expected.toarray(), axis=1), atol=1e-12)
+
+
+def test_fold_features_down_weight_single_source_terms_as_the_fitted_pipeline_does():
+    """With several sources the shortcut and :func:`pipeline.fit_pipeline` still agree."""
+    corpus = datasets.load_youtube(videos=["Psy", "KatyPerry"])
+    params = dict(pipeline.DEFAULT_PARAMS)
+    counts = pipeline.analyse(corpus.texts, params, corpus.sources)
+    train, test = np.arange(0, 500), np.arange(500, len(corpus))  # Psy + part of KatyPerry
+    _, x_test = pipeline._fold_matrices(counts, train, test, params)
+    fitted = pipeline.fit_pipeline([corpus.texts[i] for i in train], corpus.y[train], params,
+                                   sources=[corpus.sources[i] for i in train])
+    expected = fitted.named_steps["features"].transform([corpus.texts[i] for i in test])
+    np.testing.assert_allclose(np.sort(x_test.toarray(), axis=1),
+                               np.sort(expected.toarray(), axis=1), atol=1e-12)
+
+
+def test_source_counts_count_the_distinct_sources_a_term_occurs_in():
+    present = sparse.csr_matrix(np.array([[1, 1, 0], [0, 2, 0], [3, 0, 0]]))
+    # term 0 only in source a (twice), term 1 in a and b, term 2 nowhere
+    assert pipeline.source_counts(present, ["a", "b", "a"]).tolist() == [1, 2, 0]
+
+
+SOURCED = [  # (text, label, source): "gangnam" only in video A, "channel" in both
+    ("gangnam style is the best song", 0, "A"), ("gangnam dance again", 0, "A"),
+    ("love this song so much", 0, "A"), ("check out my channel please", 1, "A"),
+    ("subscribe to my channel for free stuff", 1, "A"), ("win a free phone now", 1, "A"),
+    ("roar is a great song", 0, "B"), ("katy you are amazing", 0, "B"),
+    ("this song never gets old", 0, "B"), ("visit my channel and subscribe", 1, "B"),
+    ("free gift cards on my channel", 1, "B"), ("click here to win money", 1, "B"),
+]
+
+
+def _idf(sources, weight):
+    texts, labels = [t for t, _, _ in SOURCED], [y for _, y, _ in SOURCED]
+    params = {**pipeline.DEFAULT_PARAMS, "single_source_weight": weight}
+    word = pipeline.fit_pipeline(texts, np.array(labels), params, sources=sources) \
+        .named_steps["features"].named_transformers["word"]
+    return {term: word.idf_[column] for term, column in word.vocabulary_.items()}
+
+
+def test_a_term_seen_in_one_source_gets_the_smaller_idf_and_one_seen_in_two_keeps_its_own():
+    sources = [s for _, _, s in SOURCED]
+    plain, weighted = _idf(sources, 1.0), _idf(sources, 0.5)
+    assert weighted["gangnam"] == pytest.approx(0.5 * plain["gangnam"])
+    assert weighted["channel"] == pytest.approx(plain["channel"])
+    assert set(weighted) == set(plain)  # down-weighted, never dropped
+
+
+def test_texts_from_one_source_keep_every_idf_unchanged():
+    one_source = ["A"] * len(SOURCED)
+    assert _idf(one_source, 0.5) == _idf(one_source, 1.0)
 
 
 def test_thresholds_respect_the_error_budgets():

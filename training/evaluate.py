@@ -107,7 +107,8 @@ class Shipped:
     @classmethod
     def load(cls, params: dict[str, Any] | None = None) -> Shipped:
         corpus = datasets.load_shipped()
-        return cls(corpus, corpus.y, corpus.groups(), pipeline.analyse(corpus.texts, params))
+        counts = pipeline.analyse(corpus.texts, params, corpus.sources)
+        return cls(corpus, corpus.y, corpus.groups(), counts)
 
     def rows(self, source: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.corpus.sources) if s == source])

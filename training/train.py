@@ -52,6 +52,7 @@ def fit(
         c_grid=None if quick else pipeline.C_GRID,
         sample_weight=pipeline.source_weights(corpus.sources, full),
         media=[pipeline.medium(s) for s in corpus.sources],
+        sources=corpus.sources,
         progress=progress,
         n_jobs=n_jobs,
     )
