@@ -172,6 +172,16 @@ def test_texts_from_one_source_keep_every_idf_unchanged():
     assert _idf(one_source, 0.5) == _idf(one_source, 1.0)
 
 
+def test_reweighting_the_idf_of_fitted_rows_equals_transforming_them_again():
+    texts = [t for t, _, _ in SOURCED]
+    word = pipeline.build_features(pipeline.DEFAULT_PARAMS).named_transformers["word"]
+    fitted = word.fit_transform(texts)
+    factors = np.where(np.arange(fitted.shape[1]) % 3 == 0, 0.5, 1.0)
+    reweighted = pipeline.reweight_idf(word, fitted, factors)
+    np.testing.assert_allclose(reweighted.toarray(), word.transform(texts).toarray(), atol=1e-12)
+    assert not np.allclose(reweighted.toarray(), fitted.toarray())
+
+
 def test_thresholds_respect_the_error_budgets():
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(2000, int), np.ones(500, int)]

@@ -26,8 +26,15 @@ from sklearn.metrics import matthews_corrcoef, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import normalize as normalize_rows
 
-from moderation.text import TRAINING_CACHE_SIZE, ensure_cache_size, normalize, signal_matrix
+from moderation.text import (
+    SIGNAL_NAMES,
+    TRAINING_CACHE_SIZE,
+    ensure_cache_size,
+    normalize,
+    signal_matrix,
+)
 
 #: Fixed feature settings; the grid below searches only what matters most and is cheap.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -434,6 +441,19 @@ def analyse(
     return _analyse(list(texts), {**DEFAULT_PARAMS, **(params or {})}, sources)
 
 
+def reweight_idf(
+    vectorizer: TfidfVectorizer, fitted: sparse.spmatrix, factors: np.ndarray
+) -> sparse.csr_matrix:
+    """Multiply a fitted vectorizer's idf by ``factors``; return ``fitted`` as it now transforms.
+
+    A TF-IDF row is the L2-normalized tf * idf, so scaling the columns of the rows it
+    produced and normalizing again gives its new output without tokenizing every text a
+    second time (about 2 s of the production fit).
+    """
+    vectorizer.idf_ = vectorizer.idf_ * factors
+    return normalize_rows(sparse.csr_matrix(fitted @ sparse.diags(factors)))
+
+
 def fit_pipeline(
     texts: list[str],
     y: np.ndarray,
@@ -447,20 +467,17 @@ def fit_pipeline(
     """
     pipeline = build_pipeline(params)
     features = pipeline.named_steps["features"]
-    x = features.fit_transform(texts)
-    vectorizers = [step for name, step in features.transformer_list if name != "signals"]
-    changed = False
+    x = features.fit_transform(texts).tocsc()
+    blocks = []
     offset = 0
-    for vectorizer in vectorizers:
-        width = len(vectorizer.vocabulary_)
-        factors = source_idf_factors(x[:, offset : offset + width], sources, params)
+    for name, step in features.transformer_list:
+        width = len(step.vocabulary_) if name != "signals" else len(SIGNAL_NAMES)
+        block = x[:, offset : offset + width]
         offset += width
-        if factors is not None:
-            vectorizer.idf_ = vectorizer.idf_ * factors
-            changed = True
-    if changed:
-        x = features.transform(texts)
-    pipeline.named_steps["clf"].fit(x, y, sample_weight=sample_weight)
+        factors = None if name == "signals" else source_idf_factors(block, sources, params)
+        blocks.append(block if factors is None else reweight_idf(step, block, factors))
+    pipeline.named_steps["clf"].fit(sparse.hstack(blocks, format="csr"), y,
+                                    sample_weight=sample_weight)
     return pipeline
 
 
