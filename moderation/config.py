@@ -118,6 +118,12 @@ def from_environment() -> dict[str, Any]:
         "RATE_LIMIT_PER_IP": os.environ.get("RATE_LIMIT_PER_IP", "5 per minute;60 per day"),
         "RATE_LIMIT_PER_ARTICLE": os.environ.get("RATE_LIMIT_PER_ARTICLE", "60 per minute"),
         "RATE_LIMIT_CHALLENGES": os.environ.get("RATE_LIMIT_CHALLENGES", "30 per minute"),
+        # Failed moderator logins per client (only a wrong name or password counts), so
+        # passwords cannot be guessed at speed; per client, so nobody can lock a
+        # moderator out by failing on their name.
+        "RATE_LIMIT_LOGIN_FAILURES": os.environ.get(
+            "RATE_LIMIT_LOGIN_FAILURES", "5 per minute;30 per hour"
+        ),
         # Flask-Limiter's counting strategy. The sliding-window counter weighs the last
         # window's count, so a client gets no 2x burst across a window boundary, at two
         # counters per limit (the "moving-window" log keeps one entry per hit: slow).

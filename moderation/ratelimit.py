@@ -8,9 +8,10 @@ before the request body is even parsed, so a refused request changes nothing:
   ``TRUSTED_PROXIES`` proxies, so a forged ``X-Forwarded-For`` cannot pick it;
 * per article: all clients together, against floods spread over many addresses.
 
-Issuing CAPTCHA challenges through the API has its own per-client limit. A refused
-request gets 429 with ``Retry-After``: the JSON error shape on the API, and the form
-re-rendered with the reader's text kept on the article page.
+Issuing CAPTCHA challenges through the API has its own per-client limit, and so do
+failed moderator logins (a successful login costs nothing). A refused request gets
+429 with ``Retry-After``: the JSON error shape on the API, the form re-rendered with
+the reader's text kept on the article page, and the login form with its message.
 """
 
 from __future__ import annotations
@@ -34,11 +35,21 @@ LIMITED_ENDPOINTS = {
     "articles.post_comment": ("RATE_LIMIT_PER_IP", "RATE_LIMIT_PER_ARTICLE"),
     "api.post_comment": ("RATE_LIMIT_PER_IP", "RATE_LIMIT_PER_ARTICLE"),
     "api.new_challenge": ("RATE_LIMIT_CHALLENGES",),
+    "auth.login_post": ("RATE_LIMIT_LOGIN_FAILURES",),
+}
+
+#: Limits that count only some answers: config key -> which responses are deducted.
+DEDUCT_WHEN = {
+    # A wrong name or password (401); a login, a CSRF failure or an empty form is free.
+    "RATE_LIMIT_LOGIN_FAILURES": lambda response: response.status_code == 401,
 }
 
 RATE_LIMITED_MESSAGE = (
     "You are posting too often. Please wait {seconds} seconds and try again; "
     "your text has been kept."
+)
+LOGIN_LIMITED_MESSAGE = (
+    "Too many failed logins from your address. Please wait {seconds} seconds and try again."
 )
 
 
@@ -97,7 +108,8 @@ def init_app(app: Flask) -> None:
             key_func = article_key if config_key == "RATE_LIMIT_PER_ARTICLE" else client_key
             # Shared: the HTML form and the API draw from the same buckets.
             view = limiter.shared_limit(
-                _limit_value(config_key), scope=config_key.lower(), key_func=key_func
+                _limit_value(config_key), scope=config_key.lower(), key_func=key_func,
+                deduct_when=DEDUCT_WHEN.get(config_key),
             )(view)
         app.view_functions[endpoint] = view
 
@@ -125,6 +137,10 @@ def init_app(app: Flask) -> None:
             from .views.articles import rerender_after_error
 
             response = rerender_after_error(error)
+        elif request.endpoint == "auth.login_post":
+            from .views.auth import rerender_login
+
+            response = rerender_login(LOGIN_LIMITED_MESSAGE.format(seconds=seconds), 429)
         else:
             response = current_app.make_response(error_response(error))
         response.headers["Retry-After"] = str(seconds)

@@ -102,6 +102,7 @@ def make_app(redis_url, redis_client, models_dir):
             "RATE_LIMIT_PER_IP": "1000 per minute",
             "RATE_LIMIT_PER_ARTICLE": "1000 per minute",
             "RATE_LIMIT_CHALLENGES": "1000 per minute",
+            "RATE_LIMIT_LOGIN_FAILURES": "1000 per minute",
         }
         config.update(overrides)
         return create_app(config, challenge_text=challenge_text)

@@ -98,6 +98,37 @@ def test_login_without_csrf_is_400_with_a_clear_message(client, accounts):
     assert "security token is missing" in response.get_data(as_text=True)
 
 
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_failed_logins_are_limited_per_client_and_successful_ones_are_free(
+    make_app, redis_client, monkeypatch
+):
+    reuse_password_hashes(monkeypatch)
+    app = make_app(RATE_LIMIT_LOGIN_FAILURES="2 per minute")
+    UserStore(redis_client).create("alice", PASSWORD, "moderator")
+
+    for _ in range(3):  # more logins than failures allowed: none of them counts
+        assert log_in(client_at(app, "10.0.0.1"), "alice").status_code == 303
+
+    guesser = client_at(app, "10.0.0.1")
+    assert log_in(guesser, "alice", "guess-one").status_code == 401
+    assert log_in(guesser, "alice", "guess-two").status_code == 401
+    refused = log_in(guesser, "alice")  # even the right password, once over the limit
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    page = refused.get_data(as_text=True)
+    assert "Too many failed logins from your address" in page
+    assert 'value="alice"' in page  # the form comes back with the name kept
+    assert guesser.get("/moderate/").status_code == 302  # not logged in
+
+    # Another address is not locked out by the guesser's failures.
+    assert log_in(client_at(app, "10.0.0.2"), "alice").status_code == 303
+
+
 def test_queue_shows_why_each_comment_was_flagged(alice, redis_client, article_slug):
     held(
         redis_client,

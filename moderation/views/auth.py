@@ -19,6 +19,11 @@ def _render(error: str = "", name: str = "", status: int = 200):
     return no_store(current_app.make_response((html, status)))
 
 
+def rerender_login(error: str, status: int):
+    """The login form again with ``error`` and the name typed kept (e.g. rate limited)."""
+    return _render(error, request.form.get("name", "").strip().lower()[:100], status)
+
+
 @bp.get("/login")
 def login():
     if auth.current_user() is not None:
@@ -48,9 +53,7 @@ def logout():
 @bp.errorhandler(CSRFError)
 def csrf_failed(error: CSRFError):
     """Login or logout posted without a valid token: show the login form again (400)."""
-    name = request.form.get("name", "").strip().lower()[:100]
-    return _render(
+    return rerender_login(
         f"The form's security token is missing or wrong ({error.description}). Please try again.",
-        name,
         400,
     )
