@@ -23,14 +23,29 @@ _embedded = None
 
 def on_starting(server):
     global _embedded
+    var_dir = Path(os.environ.get("MODERATION_VAR_DIR", Path(__file__).parent / "var"))
+    _metrics_dir(var_dir / "metrics")
     if not os.environ.get("REDIS_URL"):
         from moderation.embedded_redis import EmbeddedRedis
 
-        var_dir = Path(os.environ.get("MODERATION_VAR_DIR", Path(__file__).parent / "var"))
         _embedded = EmbeddedRedis(var_dir / "redis")
         os.environ["REDIS_URL"] = _embedded.start()
         server.log.info("embedded redis at %s (data in %s)", _embedded.url, _embedded.data_dir)
     _import_libraries()
+
+
+def _metrics_dir(path: Path) -> None:
+    """Where each worker keeps its Prometheus values, so a scrape sums all workers.
+
+    Set before anything imports prometheus_client (it reads the variable on import),
+    and emptied: values of a previous run's processes would be counted again.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 def _import_libraries():
@@ -69,6 +84,13 @@ def post_worker_init(worker):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:  # not glibc
         pass
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (the model it served) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def when_ready(server):

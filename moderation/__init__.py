@@ -14,6 +14,7 @@ from . import (
     captcha_audio,
     config,
     errors,
+    metrics,
     policies,
     ratelimit,
     redis_store,
@@ -69,7 +70,7 @@ def create_app(
 
     from . import users
     from .queue import ReviewQueue
-    from .views import api, articles, auth, moderate, moderate_api
+    from .views import api, articles, auth, moderate, moderate_api, ops
 
     users.init_app(app)
     app.extensions["review_queue"] = ReviewQueue(
@@ -82,10 +83,12 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(moderate.bp)
     app.register_blueprint(moderate_api.bp)
+    app.register_blueprint(ops.bp)
     app.register_error_handler(CSRFError, articles.handle_csrf_error)
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)
     retention.init_app(app)
+    metrics.init_app(app)
     return app
 
 

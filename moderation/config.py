@@ -97,6 +97,9 @@ def from_environment() -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "COMMENTS_PER_PAGE": _int("COMMENTS_PER_PAGE", 20),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # Bearer token a Prometheus scraper sends for GET /metrics; unset, only clients
+        # on this machine (loopback) may read the metrics.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",

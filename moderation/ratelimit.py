@@ -24,7 +24,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
-from . import keys
+from . import keys, metrics
 from .comments import hash_ip
 from .errors import ApiError, error_response
 
@@ -130,6 +130,7 @@ def init_app(app: Flask) -> None:
     def rate_limited(exc: RateLimitExceeded):
         seconds = retry_after_seconds(limiter)
         log.info("rate limited %s %s", request.method, request.endpoint)
+        metrics.RATE_LIMITED.labels(endpoint=request.endpoint or "unmatched").inc()
         error = ApiError(
             429, "rate_limited", RATE_LIMITED_MESSAGE.format(seconds=seconds), None
         )

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from flask import Flask, current_app
 
-from . import model_registry
+from . import metrics, model_registry
 from .model_registry import ArtifactError, ModelNotFound
 from .serving_model import HashBlock, ServingModel, SignalBlock, VocabularyBlock
 from .text import signals
@@ -310,6 +310,7 @@ class _Reloader:
                 log.error("cannot switch to model %s, keeping %s: %s", wanted, current.version, exc)
                 return
             self.app.extensions["scorer"] = scorer
+            metrics.model_switched(current.version, scorer.version)
             log.info("switched model %s -> %s", current.version, scorer.version)
         finally:
             self.lock.release()
@@ -324,6 +325,7 @@ def init_app(app: Flask) -> None:
         reject_at=app.config.get("REJECT_AT"),
         client=client,
     )
+    metrics.model_switched(None, app.extensions["scorer"].version)
     reloader = _Reloader(app, float(app.config.get("MODEL_RELOAD_SECONDS") or 1.0))
     app.extensions["scorer_reloader"] = reloader
     app.before_request(reloader.check)

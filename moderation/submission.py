@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import redis
 
-from . import comments
+from . import comments, metrics
 from .captcha import ChallengeStore
 from .comments import Comment
 from .errors import ApiError
@@ -170,15 +170,20 @@ def submit(
         check_captcha=check_captcha,
     )
     if facts.captcha_ok is False:
+        metrics.CAPTCHA_CHECKS.labels(result="failed").inc()
         raise CAPTCHA_FAILED
+    if facts.captcha_ok:
+        metrics.CAPTCHA_CHECKS.labels(result="passed").inc()
     solved = bool(facts.captcha_ok)
     draft = replace(draft, repeat_seen=facts.repeat_seen)
     guard = protections.guards.run(draft)
-    result = scorer.score(submission.body)
+    with metrics.SCORING_SECONDS.time():
+        result = scorer.score(submission.body)
     model_outcome = _OUTCOME_OF_VERDICT[result.verdict]
     outcome = more_severe(guard.outcome, model_outcome)
     if policy == ADAPTIVE and outcome == HOLD and not solved:
         log.info("comment on %s: CAPTCHA required (unsure)", article)
+        metrics.CAPTCHA_CHECKS.labels(result="required").inc()
         raise CAPTCHA_REQUIRED
 
     if guard.outcome == model_outcome != PASS:
@@ -205,6 +210,9 @@ def submit(
         comments.save(connection, comment, pipe=pipe)
         protections.guards.remember(draft, pipe=pipe)
         pipe.execute()
+
+    decided_by = guard.guard if guard.guard and guard.outcome == outcome != PASS else "model"
+    metrics.COMMENTS.labels(status=comment.status, decided_by=decided_by).inc()
 
     new_pass = None
     if (

@@ -1,0 +1,128 @@
+"""Prometheus metrics: what the service decided, how fast, and what it refused.
+
+Counted with ``prometheus_client``. Under gunicorn every worker writes its values to
+files in ``PROMETHEUS_MULTIPROC_DIR`` (``gunicorn.conf.py`` points it at
+``var/metrics`` and empties it at start-up, before any worker exists), and a scrape
+answered by any worker adds up all of them; without it (tests, ``flask run``) the
+process's own registry answers. The review queue's size is read from Redis at
+scrape time, so it is right whichever worker answers.
+
+Names and labels (bounded sets; never a comment, an IP or a user):
+
+=========================================  =============================================
+``moderation_comments_total``              comments stored; ``status`` published / held
+                                           / rejected, ``decided_by`` model or the
+                                           deciding guards (e.g. ``fill_time``)
+``moderation_captcha_checks_total``        ``result`` passed / failed / required
+``moderation_rate_limited_total``          requests refused with 429, by ``endpoint``
+``moderation_scoring_seconds``             histogram: one comment scored and explained
+``moderation_http_requests_total``         by ``endpoint``, ``method``, ``status``
+``moderation_http_request_seconds``        histogram by ``endpoint``
+``moderation_model_info``                  1 per worker (``pid``) for the ``version`` it
+                                           serves: a promotion shows up worker by worker
+``moderation_review_queue_size``           comments waiting for a moderator (Redis)
+=========================================  =============================================
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+from flask import Flask, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from . import keys
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+COMMENTS = Counter(
+    "moderation_comments_total", "Comments stored, by status and what decided it.",
+    ["status", "decided_by"],
+)
+CAPTCHA_CHECKS = Counter(
+    "moderation_captcha_checks_total", "CAPTCHA answers checked, by result.", ["result"]
+)
+RATE_LIMITED = Counter(
+    "moderation_rate_limited_total", "Requests refused by a rate limit (429).", ["endpoint"]
+)
+SCORING_SECONDS = Histogram(
+    "moderation_scoring_seconds", "Time to score and explain one comment.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+HTTP_REQUESTS = Counter(
+    "moderation_http_requests_total", "HTTP requests answered.", ["endpoint", "method", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "moderation_http_request_seconds", "Time to answer an HTTP request, in the app.",
+    ["endpoint"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+MODEL_INFO = Gauge(
+    "moderation_model_info", "The model version a worker serves (1).", ["version"],
+    multiprocess_mode="liveall",
+)
+
+
+def model_switched(old: str | None, new: str) -> None:
+    """Record the version this process now serves (and no longer the old one)."""
+    if old and old != new:
+        MODEL_INFO.labels(version=old).set(0)
+    MODEL_INFO.labels(version=new).set(1)
+
+
+class _QueueSize:
+    """Reads the review queue's size from Redis when scraped."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "moderation_review_queue_size", "Comments waiting for a moderator."
+        )
+        family.add_metric([], float(self.connection.zcard(keys.REVIEW_QUEUE)))
+        yield family
+
+
+def exposition(connection: redis.Redis) -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format, and its content type."""
+    live = CollectorRegistry()
+    live.register(_QueueSize(connection))
+    if os.environ.get(MULTIPROC_ENV):
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        body = generate_latest(every_worker)
+    else:
+        body = generate_latest(REGISTRY)
+    return body + generate_latest(live), CONTENT_TYPE_LATEST
+
+
+def _started() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _answered(response):
+    started = g.pop("metrics_started", None)
+    endpoint = request.endpoint or "unmatched"
+    if started is not None:
+        HTTP_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    HTTP_REQUESTS.labels(endpoint=endpoint, method=request.method,
+                         status=str(response.status_code)).inc()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Time and count every request (the scorer records its own version)."""
+    app.before_request(_started)
+    app.after_request(_answered)

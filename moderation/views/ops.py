@@ -1,0 +1,83 @@
+"""For the machines that run the service: health checks and metrics.
+
+GET /healthz  -> 200 {"status": "ok"}: the process answers (liveness)
+GET /readyz   -> 200 {"status": "ready", "model": VERSION} when Redis answers and a
+                 model is loaded, else 503 naming what is missing (readiness)
+GET /metrics  -> Prometheus text format (moderation.metrics). With METRICS_TOKEN set,
+                 only to ``Authorization: Bearer <METRICS_TOKEN>``; without it, only
+                 to clients on this machine (loopback) that did not come through a
+                 proxy, so counts are never public by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+import redis
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import metrics
+from ..errors import ApiError
+from ..redis_store import get_redis
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    try:
+        get_redis().ping()
+    except redis.RedisError as exc:
+        return jsonify(status="not ready", reason=f"Redis does not answer: {exc}"), 503
+    scorer = current_app.extensions.get("scorer")
+    if scorer is None:
+        return jsonify(status="not ready", reason="no model is loaded"), 503
+    return jsonify(status="ready", model=scorer.version)
+
+
+def _is_local(address: str | None) -> bool:
+    """A loopback client that no proxy forwarded.
+
+    A reverse proxy on this machine connects from loopback too; with no
+    TRUSTED_PROXIES, ProxyFix leaves its client's address behind the forwarding
+    headers, so their presence means the real client is elsewhere.
+    """
+    if not current_app.config.get("TRUSTED_PROXIES") and (
+        "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    ):
+        return False
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _scrape_refusal() -> ApiError | None:
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    if token:
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(),
+                                                              token.encode()):
+            return None
+        return ApiError(401, "metrics_token_required",
+                        "Send 'Authorization: Bearer <METRICS_TOKEN>' to read the metrics.")
+    if _is_local(request.remote_addr):
+        return None
+    return ApiError(403, "metrics_local_only",
+                    "Metrics are served to this machine only; set METRICS_TOKEN to let a "
+                    "scraper elsewhere read them with that bearer token.")
+
+
+@bp.get("/metrics")
+def scrape():
+    refusal = _scrape_refusal()
+    if refusal is not None:  # JSON whatever the client accepts: scrapers are programs
+        return jsonify(refusal.to_dict()), refusal.status
+    body, content_type = metrics.exposition(get_redis())
+    return current_app.response_class(body, content_type=content_type)
