@@ -7,10 +7,35 @@ import math
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .common import PROJECT_ROOT, Section
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies over all cores since boot, from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; without guest time
+
+
+def cpu_busy_share(seconds: float = 2.0) -> float | None:
+    """Share of all cores' time that other processes used over ``seconds`` (we sleep).
+
+    Measured, not the load average: that lags by minutes, so the install step that
+    `make bench` runs first on a fresh clone would read as a busy machine.
+    """
+    before = _cpu_times()
+    time.sleep(seconds)
+    after = _cpu_times()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    idle, total = after[0] - before[0], after[1] - before[1]
+    return 1.0 - idle / total
 
 
 def machine() -> dict:
@@ -38,6 +63,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_at_start": os.getloadavg(),
+        "cpu_busy_at_start": cpu_busy_share(),
         "commit": commit,
     }
 
@@ -58,9 +84,9 @@ def _verdict(passed: bool | None) -> str:
     return {True: "pass", False: "**FAIL**", None: "n/a"}[passed]
 
 
-#: One-minute load average per core above which other processes were competing for
-#: the CPU when the run started.
-BUSY_LOAD_PER_CORE = 0.5
+#: Share of the machine's CPU time used by other processes, just before the run,
+#: above which they were competing with it (a quarter: half a core of two).
+BUSY_CPU_SHARE = 0.25
 
 
 def busy_warning(machine_info: dict) -> list[str]:
@@ -71,12 +97,13 @@ def busy_warning(machine_info: dict) -> list[str]:
     round differently, and on a saturated machine the ratios drift towards 1x.
     """
     cores = machine_info.get("cores") or 1
-    load = (machine_info.get("load_average_at_start") or [0.0])[0]
-    if load <= BUSY_LOAD_PER_CORE * cores:
+    busy = machine_info.get("cpu_busy_at_start")
+    if busy is None or busy <= BUSY_CPU_SHARE:
         return []
-    return [f"**Warning: the machine was busy when this run started (load average "
-            f"{load:.1f} on {cores} cores). Other processes shared the CPU, so the "
-            f"throughput ratios are not reliable; rerun on a quiet machine.**", ""]
+    return [f"**Warning: the machine was busy when this run started (other processes "
+            f"used {busy:.0%} of its {cores} cores in the 2 s before it). They shared "
+            f"the CPU, so the throughput ratios are not reliable; rerun on a quiet "
+            f"machine.**", ""]
 
 
 def markdown(sections: list[Section], meta: dict) -> str:
