@@ -1,6 +1,7 @@
 """One place that turns every failure into an answer with a stable error code.
 
-API clients (paths under ``/api/``) get ``{"error": {"code", "message", "field"}}``;
+API clients (paths under ``/api/``) and the machines that read ``/healthz``,
+``/readyz`` and ``/metrics`` get ``{"error": {"code", "message", "field"}}``;
 browsers get a small HTML page. Forms handle their own validation errors by
 re-rendering the form, so they rarely reach these handlers.
 """
@@ -29,8 +30,13 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 
+#: Paths answered to programs: their errors are JSON whatever the client accepts.
+#: Matched on the path, since a 404 or 405 has no endpoint to ask.
+JSON_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
+    return request.path.startswith(JSON_PATH_PREFIXES) or (
         request.accept_mimetypes.best == "application/json"
     )
 

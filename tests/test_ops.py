@@ -104,6 +104,13 @@ def test_metrics_are_for_this_machine_only_without_a_token(client):
     assert "METRICS_TOKEN" in refused.get_json()["error"]["message"]
 
 
+def test_wrong_methods_on_the_machine_endpoints_get_json_errors(client):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        answer = client.post(path, headers={"Accept": "text/html"})
+        assert answer.status_code == 405, path
+        assert answer.get_json()["error"]["code"] == "method_not_allowed", path
+
+
 def test_a_request_forwarded_by_a_local_proxy_is_not_local(client):
     scrape(client)  # loopback, direct: served
     for header in ("X-Forwarded-For", "Forwarded"):
