@@ -67,6 +67,12 @@ REJECT_REASONS: dict[str, str] = {
     "other": "Other",
 }
 
+#: The reject reasons that still say "spam": a flood of copies, an advert. The others
+#: judge what a comment says (abusive, off topic, ...), which is the site's policy and
+#: not the spam filter's business, so the trainer's export leaves them out by default.
+SPAM_REJECT_REASONS = frozenset({"advertising", "duplicate"})
+POLICY_REJECT_REASONS = frozenset(REJECT_REASONS) - SPAM_REJECT_REASONS
+
 SORTS = ("risk", "age")
 
 #: Full comments loaded per near-duplicate group on a page (the rest are ids only).

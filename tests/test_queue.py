@@ -352,6 +352,36 @@ def test_eight_moderators_decide_500_items_exactly_once(redis_client, redis_url)
     print(f"\n8 moderators decided 500 items in {elapsed:.2f}s; {refused[0]} steals refused")
 
 
+def test_rejections_for_a_policy_reason_are_not_taught_as_spam(queue, redis_client, tmp_path):
+    """Abusive or off-topic is the site's policy; adverts and floods are spam."""
+    import json
+
+    from training.decisions import export, last_decisions
+
+    advert = held(redis_client, "Buy followers at my site")
+    flood = held(redis_client, "Same text again and again")
+    rant = held(redis_client, "You are all idiots")
+    wander = held(redis_client, "What about the football last night")
+    queue.decide("ann", [advert.id], "reject", "advertising")
+    queue.decide("ann", [flood.id], "reject", "duplicate")
+    queue.decide("ann", [rant.id], "reject", "abusive")
+    queue.decide("ann", [wander.id], "reject", "off_topic")
+
+    out = tmp_path / "decisions.jsonl"
+    counts = export(redis_client, out)
+    assert (counts["written"], counts["policy_rejections"]) == (2, 2)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["text"], r["label"], r["reason"]) for r in rows] == [
+        ("Buy followers at my site", "spam", "advertising"),
+        ("Same text again and again", "spam", "duplicate"),
+    ]
+    assert [text for text, _ in last_decisions(redis_client, 10)] == [
+        "Buy followers at my site", "Same text again and again"]
+
+    counts = export(redis_client, out, keep_policy_rejections=True)
+    assert (counts["written"], counts["policy_rejections"]) == (4, 0)
+
+
 def test_decisions_reach_the_trainers_export(queue, redis_client, tmp_path):
     """The decision log is what `python -m training export-decisions` reads."""
     import json
@@ -368,7 +398,7 @@ def test_decisions_reach_the_trainers_export(queue, redis_client, tmp_path):
 
     out = tmp_path / "decisions.jsonl"
     counts = export(redis_client, out)
-    assert counts == {"written": 2, "spam": 1, "ham": 1, "skipped": 0}
+    assert counts == {"written": 2, "spam": 1, "ham": 1, "skipped": 0, "policy_rejections": 0}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["text"], r["label"], r["moderator"], r["comment_id"]) for r in rows] == [
         ("Cheap pills here", "spam", "alice", spam.id),

@@ -149,6 +149,19 @@ def test_export_decisions_reads_the_stream(capsys, tmp_path, env):
     assert load_labelled(out_file).labels == [1, 0]
 
 
+def test_export_decisions_says_what_it_left_out_and_how_to_keep_it(capsys, tmp_path, env):
+    for i, reason in enumerate(("abusive", "advertising")):
+        env.xadd(keys.DECISIONS, {"text": f"comment {i}", "label": "spam", "reason": reason,
+                                  "moderator": "ann", "comment_id": f"c{i}"})
+    out_file = tmp_path / "decisions.jsonl"
+    code, out, _ = run(capsys, "export-decisions", "--out", out_file)
+    assert code == 0 and "exported 1 decisions" in out
+    assert "left out 1 rejections for a policy reason" in out
+    assert "--keep-policy-rejections" in out
+    code, out, _ = run(capsys, "export-decisions", "--out", out_file, "--keep-policy-rejections")
+    assert code == 0 and "exported 2 decisions" in out and "left out" not in out
+
+
 def test_promote_refuses_a_worse_model_unless_forced(capsys, models, env):
     folder, old, new = models
     code, out, _ = run(capsys, "--models-dir", folder, "promote", new)

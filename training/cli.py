@@ -307,9 +307,13 @@ def cmd_export_decisions(args: argparse.Namespace) -> int:
     from . import decisions
 
     client = _redis()
-    counts = decisions.export(client, args.out, since=args.since)
+    counts = decisions.export(client, args.out, since=args.since,
+                              keep_policy_rejections=args.keep_policy_rejections)
     print(f"exported {counts['written']} decisions ({counts['spam']} spam, {counts['ham']} ham) "
           f"to {args.out}; skipped {counts['skipped']} without a spam/ham label")
+    if counts["policy_rejections"]:
+        print(f"left out {counts['policy_rejections']} rejections for a policy reason (abusive, "
+              f"off topic, ...: not spam); --keep-policy-rejections keeps them")
     return 0
 
 
@@ -393,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL file to write")
     p.add_argument("--since", metavar="ENTRY_ID", default="-",
                    help="only entries after this stream id (default: all)")
+    p.add_argument("--keep-policy-rejections", action="store_true",
+                   help="also export comments rejected as abusive, off topic, personal data, "
+                   "illegal or other, labelled spam (left out by default: they are not spam; "
+                   "advertising and duplicate rejections are always kept)")
     p.set_defaults(func=cmd_export_decisions)
 
     p = sub.add_parser("promote", help="make a version current in every running worker",

@@ -4,6 +4,12 @@ The log is the Redis stream ``keys.DECISIONS``; each entry has (at least) the fi
 ``text`` and ``label`` ("spam" | "ham"), plus moderator, time, score, model_version,
 reason and comment_id. Undone decisions are deleted from the stream by the queue, so
 every entry read here is a decision that stands.
+
+A rejection for a policy reason (abusive, off topic, personal data, illegal, other)
+is not evidence of spam: taught as spam, the filter would learn to auto-reject angry
+or wandering but genuine comments. Export and shadow tests leave those out unless
+asked to keep them; rejections for advertising or duplicates, and every explicit
+spam/ham decision, are kept.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import numpy as np
 import redis
 
 from moderation import keys
+from moderation.queue import POLICY_REJECT_REASONS
 from moderation.scoring import load_scorer
 
 from .datasets import Corpus, write_jsonl
 
 PAGE = 1000
-EXTRA_FIELDS = ("comment_id", "moderator", "time", "model_version", "score")
+EXTRA_FIELDS = ("comment_id", "moderator", "time", "model_version", "score", "reason")
 
 
 def iter_decisions(
@@ -37,16 +44,31 @@ def iter_decisions(
         start = f"({page[-1][0]}"
 
 
-def export(client: redis.Redis, out: Path, since: str = "-") -> dict[str, int]:
+def _label(fields: dict[str, str]) -> str | None:
+    """"spam" or "ham" for an entry the trainer can use, else None."""
+    label = fields.get("label", "").strip().lower()
+    if label not in ("spam", "ham") or fields.get("text") is None:
+        return None
+    return label
+
+
+def is_policy_rejection(fields: dict[str, str]) -> bool:
+    return fields.get("reason", "") in POLICY_REJECT_REASONS
+
+
+def export(client: redis.Redis, out: Path, since: str = "-",
+           keep_policy_rejections: bool = False) -> dict[str, int]:
     """Write labelled JSONL (text, label, source + provenance) of the decision log."""
     corpus = Corpus()
     extra: list[dict[str, Any]] = []
-    skipped = 0
+    skipped = policy = 0
     for entry_id, fields in iter_decisions(client, since):
-        label = fields.get("label", "").strip().lower()
-        text = fields.get("text")
-        if label not in ("spam", "ham") or text is None:
+        label, text = _label(fields), fields.get("text")
+        if label is None or text is None:
             skipped += 1
+            continue
+        if is_policy_rejection(fields) and not keep_policy_rejections:
+            policy += 1
             continue
         corpus.texts.append(text)
         corpus.labels.append(1 if label == "spam" else 0)
@@ -54,16 +76,17 @@ def export(client: redis.Redis, out: Path, since: str = "-") -> dict[str, int]:
         extra.append({"entry_id": entry_id, **{k: fields[k] for k in EXTRA_FIELDS if k in fields}})
     write_jsonl(corpus, out, extra)
     return {"written": len(corpus), "spam": sum(corpus.labels),
-            "ham": len(corpus) - sum(corpus.labels), "skipped": skipped}
+            "ham": len(corpus) - sum(corpus.labels), "skipped": skipped,
+            "policy_rejections": policy}
 
 
 def last_decisions(client: redis.Redis, last: int) -> list[tuple[str, int]]:
-    """(text, label) of the ``last`` newest spam/ham decisions, oldest first."""
+    """(text, label) of the spam/ham decisions among the ``last`` newest, oldest first."""
     rows = client.xrevrange(keys.DECISIONS, "+", "-", count=max(last, 0))
     out = []
     for _, fields in reversed(rows):
-        label = fields.get("label", "").strip().lower()
-        if label in ("spam", "ham") and fields.get("text") is not None:
+        label = _label(fields)
+        if label is not None and not is_policy_rejection(fields):
             out.append((fields["text"], 1 if label == "spam" else 0))
     return out
 
