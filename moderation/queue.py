@@ -22,7 +22,6 @@ trainer's ``export-decisions`` reads (see ``keys.DECISION_FIELDS``).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,14 +30,7 @@ import redis
 
 from . import keys
 from .comments import HELD, PUBLISHED, REJECTED, Comment
-
-try:  # the shared normalizer; fall back to a plain one while it is not there yet
-    from .text import normalize as _normalize
-except ImportError:  # pragma: no cover - only before moderation/text.py exists
-
-    def _normalize(text: str) -> str:
-        return " ".join(re.findall(r"\w+", text.casefold()))
-
+from .text import normalize as _normalize
 
 APPROVE = "approve"
 REJECT = "reject"
