@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import (
+    articles,
     captcha_audio,
     config,
     errors,
@@ -51,6 +52,7 @@ def create_app(
     if app.config.get("TRUSTED_PROXIES", 0):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
+    articles.init_app(app)
     redis_store.init_app(app)
     app.extensions["page_cache"] = PageCache()
     app.extensions["captcha"] = ChallengeStore.from_config(
@@ -70,7 +72,8 @@ def create_app(
 
     from . import users
     from .queue import ReviewQueue
-    from .views import api, articles, auth, moderate, moderate_api, ops
+    from .views import api, auth, moderate, moderate_api, ops
+    from .views import articles as article_views
 
     users.init_app(app)
     app.extensions["review_queue"] = ReviewQueue(
@@ -78,13 +81,13 @@ def create_app(
     )
     csrf.exempt(api.bp)  # JSON clients are not browsers carrying our session cookie
     csrf.exempt(moderate_api.bp)  # bearer tokens only; it never reads the session cookie
-    app.register_blueprint(articles.bp)
+    app.register_blueprint(article_views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(moderate.bp)
     app.register_blueprint(moderate_api.bp)
     app.register_blueprint(ops.bp)
-    app.register_error_handler(CSRFError, articles.handle_csrf_error)
+    app.register_error_handler(CSRFError, article_views.handle_csrf_error)
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)
     retention.init_app(app)

@@ -3,18 +3,27 @@
 The demo site ships one article (``content/seed-article.txt``, a bilingual news
 page); the text format is the page as copied: title, a "Fecha de publicación:"
 line followed by the date, optional "Imagen principal:", then paragraphs up to
-"Add new comment".
+"Add new comment". A site adds its own as ``.txt`` files in that format in the
+folder ``ARTICLES_DIR``, read at start-up; the shipped article stays the first
+(the front page), and an article's slug comes from its title.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from flask import Flask, current_app, has_app_context
+
 CONTENT_DIR = Path(__file__).parent / "content"
+
+
+class ArticleError(ValueError):
+    """An article file that cannot be served; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ def slugify(title: str) -> str:
 
 def parse_article(text: str) -> Article:
     lines = [line.strip() for line in text.splitlines()]
-    title = next(line for line in lines if line)
+    title = next((line for line in lines if line), "")
     date = ""
     paragraphs: list[str] = []
     skip = {title, "Imagen principal:", "Fecha de publicación:"}
@@ -50,12 +59,37 @@ def parse_article(text: str) -> Article:
     return Article(slug=slugify(title), title=title, date=date, paragraphs=tuple(paragraphs))
 
 
+def load_articles(folders: Iterable[Path]) -> dict[str, Article]:
+    """Every article in ``folders`` by slug, folder by folder, files in name order."""
+    found: dict[str, Article] = {}
+    origin: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise ArticleError(f"{folder}: not a folder of articles (ARTICLES_DIR)")
+        for path in sorted(folder.glob("*.txt")):
+            try:
+                article = parse_article(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ArticleError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+            if not article.slug:
+                raise ArticleError(f"{path}: no title (the first non-empty line, with letters)")
+            if article.slug in found:  # one URL, two texts: refuse rather than pick one
+                raise ArticleError(f"{path}: its title gives the slug '{article.slug}', "
+                                   f"like {origin[article.slug]}")
+            found[article.slug], origin[article.slug] = article, path
+    return found
+
+
 @lru_cache(maxsize=1)
+def shipped_articles() -> dict[str, Article]:
+    return load_articles([CONTENT_DIR])
+
+
 def all_articles() -> dict[str, Article]:
-    """Every shipped article by slug, in file-name order (read once)."""
-    files = sorted(CONTENT_DIR.glob("*.txt"))
-    found = [parse_article(path.read_text(encoding="utf-8")) for path in files]
-    return {article.slug: article for article in found}
+    """The app's articles (shipped, then ``ARTICLES_DIR``); outside an app, the shipped."""
+    if has_app_context():
+        return current_app.extensions["articles"]
+    return shipped_articles()
 
 
 def get_article(slug: str) -> Article | None:
@@ -64,3 +98,10 @@ def get_article(slug: str) -> Article | None:
 
 def default_article() -> Article:
     return next(iter(all_articles().values()))
+
+
+def init_app(app: Flask) -> None:
+    folders = [CONTENT_DIR]
+    if app.config.get("ARTICLES_DIR"):
+        folders.append(Path(app.config["ARTICLES_DIR"]))
+    app.extensions["articles"] = load_articles(folders)

@@ -96,6 +96,8 @@ def from_environment() -> dict[str, Any]:
         "MAX_NAME_CHARS": _int("MAX_NAME_CHARS", 60),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "COMMENTS_PER_PAGE": _int("COMMENTS_PER_PAGE", 20),
+        # A folder of the site's own articles (.txt, the shipped article's format).
+        "ARTICLES_DIR": os.environ.get("ARTICLES_DIR", ""),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         # Bearer token a Prometheus scraper sends for GET /metrics; unset, only clients
         # on this machine (loopback) may read the metrics.
