@@ -17,16 +17,13 @@ from ..articles import get_article
 from ..errors import ApiError
 from ..guards import HONEYPOT_FIELD
 from ..redis_store import get_redis
-from ..schemas import parse_list_query, parse_submission
-from ..scoring import get_scorer
-from ..submission import submit
+from ..schemas import parse_list_query
 from .common import (
-    current_client,
     get_challenges,
     get_page_cache,
-    get_protections,
     no_store,
     set_pass_cookie,
+    submit_comment,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -108,20 +105,7 @@ def list_comments(slug: str):
 @bp.post("/articles/<slug>/comments")
 def post_comment(slug: str):
     _require_article(slug)
-    submission = parse_submission(
-        _json_body(),
-        max_body=current_app.config["MAX_COMMENT_CHARS"],
-        max_name=current_app.config["MAX_NAME_CHARS"],
-    )
-    outcome = submit(
-        get_redis(),
-        get_challenges(),
-        get_scorer(),
-        article=slug,
-        submission=submission,
-        client=current_client(),
-        protections=get_protections(),
-    )
+    outcome = submit_comment(slug, _json_body())
     comment = outcome.comment
     body = {
         "id": comment.id,

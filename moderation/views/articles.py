@@ -32,17 +32,14 @@ from ..errors import ApiError, error_response
 from ..guards import HONEYPOT_FIELD
 from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
 from ..redis_store import get_redis
-from ..schemas import parse_submission
-from ..scoring import get_scorer
-from ..submission import submit
 from .common import (
-    current_client,
     get_challenges,
     get_page_cache,
     get_protections,
     no_store,
     page_number,
     set_pass_cookie,
+    submit_comment,
 )
 
 bp = Blueprint("articles", __name__)
@@ -223,20 +220,7 @@ def post_comment(slug: str):
         get_challenges().discard(form.get("challenge_id", ""))
         return render_article(article, form=form, ask_captcha=True)
     try:
-        submission = parse_submission(
-            form,
-            max_body=current_app.config["MAX_COMMENT_CHARS"],
-            max_name=current_app.config["MAX_NAME_CHARS"],
-        )
-        outcome = submit(
-            get_redis(),
-            get_challenges(),
-            get_scorer(),
-            article=article.slug,
-            submission=submission,
-            client=current_client(),
-            protections=get_protections(),
-        )
+        outcome = submit_comment(article.slug, form)
     except ApiError as error:
         return rerender_after_error(error)
     comment = outcome.comment

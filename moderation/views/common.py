@@ -7,7 +7,10 @@ from flask import current_app, request
 from ..captcha import ChallengeStore
 from ..comments import PageCache, hash_ip
 from ..policies import PASS_COOKIE
-from ..submission import Client, Protections
+from ..redis_store import get_redis
+from ..schemas import parse_submission
+from ..scoring import get_scorer
+from ..submission import Client, Outcome, Protections, submit
 
 
 def get_challenges() -> ChallengeStore:
@@ -48,6 +51,25 @@ def current_client() -> Client:
         ip_hash=hash_ip(ip, current_app.config["IP_HASH_KEY"]),
         user_agent=(request.user_agent.string or "")[:300],
         captcha_pass=request.cookies.get(PASS_COOKIE),
+    )
+
+
+def submit_comment(slug: str, fields: object) -> Outcome:
+    """Validate a reader's fields (form or JSON) and take the comment through
+    submission with this app's parts; refusals raise ApiError."""
+    submission = parse_submission(
+        fields,
+        max_body=current_app.config["MAX_COMMENT_CHARS"],
+        max_name=current_app.config["MAX_NAME_CHARS"],
+    )
+    return submit(
+        get_redis(),
+        get_challenges(),
+        get_scorer(),
+        article=slug,
+        submission=submission,
+        client=current_client(),
+        protections=get_protections(),
     )
 
 
