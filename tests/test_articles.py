@@ -46,9 +46,20 @@ def test_a_sites_article_is_served_and_takes_comments(make_app, tmp_path):
     assert client.get(f"/api/v1/comments/{posted.get_json()['id']}").status_code == 200
 
 
+def test_each_article_links_to_the_others(make_app, tmp_path):
+    write(tmp_path / "articles", "bridge.txt", LOCAL_NEWS)
+    client = make_app(ARTICLES_DIR=str(tmp_path / "articles")).test_client()
+    front = client.get("/").data.decode()
+    assert 'href="/articles/council-approves-the-new-river-bridge"' in front
+    bridge = client.get("/articles/council-approves-the-new-river-bridge").data.decode()
+    assert f'href="/articles/{default_article().slug}"' in bridge
+    assert 'href="/articles/council-approves-the-new-river-bridge"' not in bridge
+
+
 def test_without_the_setting_only_the_shipped_article_exists(client):
     assert client.get("/articles/council-approves-the-new-river-bridge").status_code == 404
-    assert client.get(f"/articles/{default_article().slug}").status_code == 200
+    page = client.get(f"/articles/{default_article().slug}")
+    assert page.status_code == 200 and b"More articles" not in page.data
 
 
 def test_two_articles_with_one_slug_are_refused_naming_both_files(tmp_path):

@@ -27,7 +27,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import Markup, escape
 
 from .. import comments
-from ..articles import Article, default_article, get_article
+from ..articles import Article, all_articles, default_article, get_article
 from ..errors import ApiError, error_response
 from ..guards import HONEYPOT_FIELD
 from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
@@ -167,12 +167,19 @@ def _render_page(context: dict, values: dict[str, str], *, form: dict, errors: d
     )
 
 
+#: Links to other articles under each one (the first ones in ARTICLES_DIR order).
+MORE_ARTICLES = 10
+
+
 def _article_text(article: Article) -> Markup:
     """The article's title, date and paragraphs as HTML, rendered once per process."""
     rendered = current_app.extensions.setdefault("article_text", {})
-    if article.slug not in rendered:
-        rendered[article.slug] = Markup(render_template("_article_text.html", article=article))
-    return rendered[article.slug]
+    key = (request.script_root, article.slug)  # the links depend on the mount point
+    if key not in rendered:
+        others = [other for other in all_articles().values() if other.slug != article.slug]
+        rendered[key] = Markup(render_template("_article_text.html", article=article,
+                                               others=others[:MORE_ARTICLES]))
+    return rendered[key]
 
 
 def _captcha_needed(ask: bool) -> bool:
