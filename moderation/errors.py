@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -47,6 +48,13 @@ def error_response(error: ApiError):
     return render_template("error.html", error=error), error.status
 
 
+STORE_DOWN_RETRY_SECONDS = 10
+STORE_DOWN_MESSAGE = (
+    "Our comment store is not answering, so nothing was saved. Please go back and "
+    f"send it again in {STORE_DOWN_RETRY_SECONDS} seconds or so."
+)
+
+
 def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
@@ -69,6 +77,15 @@ def init_app(app: Flask) -> None:
         }
         message = messages.get(exc.code or 0, exc.description or exc.name)
         return error_response(ApiError(exc.code or 500, _code_for(exc), message))
+
+    @app.errorhandler(redis.RedisError)
+    def handle_store_down(exc: redis.RedisError):
+        # Every piece of state lives in Redis, so nothing was half-done: the client
+        # may simply send the same request again.
+        log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        response = error_response(ApiError(503, "storage_unavailable", STORE_DOWN_MESSAGE))
+        body, status = response
+        return body, status, {"Retry-After": str(STORE_DOWN_RETRY_SECONDS)}
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -1,0 +1,50 @@
+"""When Redis stops answering, every request says so with a 503, never a 500."""
+
+import pytest
+
+from moderation import create_app
+from moderation.articles import default_article
+from moderation.embedded_redis import EmbeddedRedis
+from tests.conftest import CAPTCHA_TEXT
+
+
+@pytest.fixture
+def stranded(models_dir, tmp_path):
+    """An app whose own real redis-server has just been stopped."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    app = create_app({
+        "TESTING": True, "REDIS_URL": server.start(), "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": "test-secret", "IP_HASH_KEY": "test-ip-key", "MIN_FILL_SECONDS": 0,
+        "WTF_CSRF_ENABLED": False,
+    }, challenge_text=lambda length: CAPTCHA_TEXT)
+    client = app.test_client()
+    challenge = client.post("/api/v1/challenges").get_json()
+    server.stop()
+    return client, challenge["id"]
+
+
+def test_a_comment_posted_while_redis_is_down_gets_a_503_that_says_so(stranded):
+    client, challenge_id = stranded
+    slug = default_article().slug
+    answer = client.post(f"/api/v1/articles/{slug}/comments", json={
+        "body": "A comment sent during the outage.", "challenge_id": challenge_id,
+        "captcha_answer": CAPTCHA_TEXT})
+    assert answer.status_code == 503
+    assert answer.get_json()["error"]["code"] == "storage_unavailable"
+    assert "nothing was saved" in answer.get_json()["error"]["message"]
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_the_form_and_the_pages_answer_503_in_html(stranded):
+    client, challenge_id = stranded
+    slug = default_article().slug
+    posted = client.post(f"/articles/{slug}/comments", data={
+        "body": "A comment sent during the outage.", "challenge_id": challenge_id,
+        "captcha_answer": CAPTCHA_TEXT})
+    assert posted.status_code == 503 and b"nothing was saved" in posted.data
+    for path in (f"/articles/{slug}", "/"):
+        page = client.get(path)
+        assert page.status_code == 503 and page.mimetype == "text/html", path
+    for path in (f"/api/v1/articles/{slug}/comments", "/readyz"):
+        assert client.get(path).status_code == 503, path
+    assert client.post("/api/v1/challenges").status_code == 503
