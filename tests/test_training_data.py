@@ -106,10 +106,11 @@ def test_write_jsonl_round_trips(tmp_path):
     assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["label"] == "spam"
 
 
-def test_fold_features_equal_a_pipeline_fitted_on_the_fold():
+@pytest.mark.parametrize("binary", [True, False])
+def test_fold_features_equal_a_pipeline_fitted_on_the_fold(binary):
     """The protocols' shortcut (tokenize once) gives exactly the per-fold TF-IDF features."""
     corpus = datasets.load_youtube(videos=["Psy", "KatyPerry"])
-    params = dict(pipeline.DEFAULT_PARAMS)
+    params = {**pipeline.DEFAULT_PARAMS, "binary": binary}
     counts = pipeline.analyse(corpus.texts, params)
     train, test = np.arange(0, 500), np.arange(500, len(corpus))
     _, x_test = pipeline._fold_matrices(counts, train, test, params)
