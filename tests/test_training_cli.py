@@ -205,3 +205,18 @@ def test_list_and_shadow(capsys, models, env):
     assert "shadow test on the last 2 decisions" in out
     # Same artifact under two ids: they must agree everywhere.
     assert "verdicts differ on 0 comments" in out
+
+
+def test_a_version_saved_before_a_setting_existed_is_evaluated_as_it_was_trained(models_dir):
+    from moderation import model_registry
+    from training.pipeline import DEFAULT_PARAMS, saved_params
+
+    older = saved_params({"C": 100.0})
+    legacy = (older["binary"], older["single_source_weight"], older["sms_weight"])
+    assert legacy == (False, 1.0, 1.0)
+    assert older["C"] == 100.0 and set(older) == set(DEFAULT_PARAMS)
+    # A version trained now records every setting, so none is taken for an old one.
+    current = (models_dir / "CURRENT").read_text().strip()
+    recorded = model_registry.read_metadata(models_dir, current)["params"]
+    assert set(DEFAULT_PARAMS) <= set(recorded)
+    assert saved_params(recorded)["binary"] == recorded["binary"]

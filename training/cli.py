@@ -282,7 +282,7 @@ def _evaluate_version(args: argparse.Namespace) -> int:
     """Re-run the protocols with a version's settings and (re)write its report."""
     from moderation import model_registry
 
-    from . import datasets, train
+    from . import datasets, pipeline, train
 
     version = args.version or _current(args.models_dir)
     if version is None:
@@ -293,7 +293,7 @@ def _evaluate_version(args: argparse.Namespace) -> int:
                        "model; score a labelled file with `evaluate --data FILE` instead")
     corpus = datasets.load_shipped()
     # The report's CV plots need out-of-fold scores: recompute them with the saved C.
-    model = train.fit(corpus, quick=True, params=meta.get("params"))
+    model = train.fit(corpus, quick=True, params=pipeline.saved_params(meta.get("params")))
     model.publish_below = meta["thresholds"]["publish_below"]
     model.reject_at = meta["thresholds"]["reject_at"]
     done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)

@@ -59,6 +59,20 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # site. Halving them beat dropping them (min-sources filter) in the same check.
     "single_source_weight": 0.5,
 }
+#: What a version saved before a setting existed was trained with: its metadata lacks
+#: the key, and the setting's later default would describe another model.
+BEFORE_THEY_EXISTED: dict[str, Any] = {
+    "sms_weight": 1.0,  # every text weighed the same
+    "single_source_weight": 1.0,  # full idf for every term
+    "binary": False,  # sublinear counts
+}
+
+
+def saved_params(saved: dict[str, Any] | None) -> dict[str, Any]:
+    """The full settings a saved version was trained with, from its metadata."""
+    return {**DEFAULT_PARAMS, **BEFORE_THEY_EXISTED, **(saved or {})}
+
+
 #: Candidates for grouped cross-validation (features are fitted once per fold).
 C_GRID = (3.0, 10.0, 30.0, 100.0)
 
