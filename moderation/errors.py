@@ -83,8 +83,7 @@ def init_app(app: Flask) -> None:
         # Every piece of state lives in Redis, so nothing was half-done: the client
         # may simply send the same request again.
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        response = error_response(ApiError(503, "storage_unavailable", STORE_DOWN_MESSAGE))
-        body, status = response
+        body, status = error_response(ApiError(503, "storage_unavailable", STORE_DOWN_MESSAGE))
         return body, status, {"Retry-After": str(STORE_DOWN_RETRY_SECONDS)}
 
     @app.errorhandler(Exception)

@@ -23,12 +23,15 @@ def stranded(models_dir, tmp_path):
     return client, challenge["id"]
 
 
+def outage_comment(challenge_id: str) -> dict[str, str]:
+    return {"body": "A comment sent during the outage.", "challenge_id": challenge_id,
+            "captcha_answer": CAPTCHA_TEXT}
+
+
 def test_a_comment_posted_while_redis_is_down_gets_a_503_that_says_so(stranded):
     client, challenge_id = stranded
     slug = default_article().slug
-    answer = client.post(f"/api/v1/articles/{slug}/comments", json={
-        "body": "A comment sent during the outage.", "challenge_id": challenge_id,
-        "captcha_answer": CAPTCHA_TEXT})
+    answer = client.post(f"/api/v1/articles/{slug}/comments", json=outage_comment(challenge_id))
     assert answer.status_code == 503
     assert answer.get_json()["error"]["code"] == "storage_unavailable"
     assert "nothing was saved" in answer.get_json()["error"]["message"]
@@ -38,9 +41,7 @@ def test_a_comment_posted_while_redis_is_down_gets_a_503_that_says_so(stranded):
 def test_the_form_and_the_pages_answer_503_in_html(stranded):
     client, challenge_id = stranded
     slug = default_article().slug
-    posted = client.post(f"/articles/{slug}/comments", data={
-        "body": "A comment sent during the outage.", "challenge_id": challenge_id,
-        "captcha_answer": CAPTCHA_TEXT})
+    posted = client.post(f"/articles/{slug}/comments", data=outage_comment(challenge_id))
     assert posted.status_code == 503 and b"nothing was saved" in posted.data
     for path in (f"/articles/{slug}", "/"):
         page = client.get(path)

@@ -63,14 +63,14 @@ def export(client: redis.Redis, out: Path, since: str = "-",
     extra: list[dict[str, Any]] = []
     skipped = policy = 0
     for entry_id, fields in iter_decisions(client, since):
-        label, text = _label(fields), fields.get("text")
-        if label is None or text is None:
+        label = _label(fields)
+        if label is None:
             skipped += 1
             continue
         if is_policy_rejection(fields) and not keep_policy_rejections:
             policy += 1
             continue
-        corpus.texts.append(text)
+        corpus.texts.append(fields["text"])
         corpus.labels.append(1 if label == "spam" else 0)
         corpus.sources.append("decisions")
         extra.append({"entry_id": entry_id, **{k: fields[k] for k in EXTRA_FIELDS if k in fields}})

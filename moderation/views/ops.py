@@ -77,7 +77,7 @@ def _scrape_refusal() -> ApiError | None:
 @bp.get("/metrics")
 def scrape():
     refusal = _scrape_refusal()
-    if refusal is not None:  # JSON whatever the client accepts: scrapers are programs
-        return jsonify(refusal.to_dict()), refusal.status
+    if refusal is not None:  # answered as JSON: errors.JSON_PATH_PREFIXES has /metrics
+        raise refusal
     body, content_type = metrics.exposition(get_redis())
     return current_app.response_class(body, content_type=content_type)
