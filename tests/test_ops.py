@@ -86,6 +86,22 @@ def test_a_guard_that_decides_is_named(make_app, article_slug):
     assert after.get(key, 0) - before.get(key, 0) == 1
 
 
+def test_requests_are_counted_by_endpoint_and_any_odd_method_as_other(client):
+    before = scrape(client)
+    client.get("/healthz")
+    for method in ("BREW", "XYZZY"):  # any token is a method to HTTP
+        client.open("/no-such-page", method=method)
+    after = scrape(client)
+
+    def delta(**labels) -> float:
+        name = "moderation_http_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(endpoint="ops.healthz", method="GET", status="200") == 1
+    assert delta(endpoint="unmatched", method="other", status="404") == 2
+    assert not [key for key in after if ("method", "BREW") in key[1]]
+
+
 def test_queue_size_is_read_from_redis(client, redis_client):
     for i in range(3):
         held(redis_client, f"Held comment number {i}")
