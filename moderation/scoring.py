@@ -32,7 +32,6 @@ from flask import Flask, current_app
 from . import metrics, model_registry
 from .model_registry import ArtifactError, ModelNotFound
 from .serving_model import HashBlock, ServingModel, SignalBlock, VocabularyBlock
-from .text import signals
 
 __all__ = [
     "ArtifactError",
@@ -172,7 +171,7 @@ class Scorer:
                 decision += _hash_part(block, text, explain, parts)
             else:
                 for value, weight, name in zip(
-                    signals(text), block.coef.tolist(), block.names, strict=True
+                    block.values(text), block.coef.tolist(), block.names, strict=True
                 ):
                     decision += value * weight
                     # Explained relative to the average comment: a typical length explains

@@ -36,6 +36,23 @@ FORMAT = 1
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "moderation.text.normalize": text.normalize,
     "moderation.text.signal_matrix": text.signal_matrix,
+    "moderation.text.promotion_matrix": text.promotion_matrix,
+}
+
+
+@dataclass(frozen=True)
+class DenseFeatures:
+    """A ``FunctionTransformer`` block of dense features: its column names and the
+    function giving one text's row (what the matrix function computes per text)."""
+
+    names: tuple[str, ...]
+    row: Callable[[str], list[float]]
+
+
+#: The matrix functions a signal block may use, by name.
+DENSE: dict[str, DenseFeatures] = {
+    "moderation.text.signal_matrix": DenseFeatures(text.SIGNAL_NAMES, text.signals),
+    "moderation.text.promotion_matrix": DenseFeatures(text.PROMOTION_NAMES, text.promotion),
 }
 _TFIDF = "sklearn.feature_extraction.text.TfidfVectorizer"
 _COUNT = "sklearn.feature_extraction.text.CountVectorizer"
@@ -280,15 +297,23 @@ class HashBlock:
 
 @dataclass(frozen=True)
 class SignalBlock:
-    """``FunctionTransformer(moderation.text.signal_matrix)``: the raw-text signals."""
+    """``FunctionTransformer`` of one of :data:`DENSE`: raw-text signals or promotion cues."""
 
     step: str
     coef: np.ndarray
-    names: tuple[str, ...] = text.SIGNAL_NAMES
+    function: str = "moderation.text.signal_matrix"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return DENSE[self.function].names
 
     @property
     def width(self) -> int:
         return len(self.names)
+
+    def values(self, doc: str) -> list[float]:
+        """The block's features of one raw text."""
+        return DENSE[self.function].row(doc)
 
 
 Block = VocabularyBlock | HashBlock | SignalBlock
@@ -361,11 +386,11 @@ def _block(name: str, step: Any, coef: np.ndarray, offset: int, weight: float) -
 
     if kind == _FUNCTION:
         func = _function_name(step.func)
-        if func != "moderation.text.signal_matrix" or step.func is not text.signal_matrix:
+        if func not in DENSE or step.func is not FUNCTIONS[func]:
             raise UnsupportedModel(f"feature step {name!r}: function {func}")
         if step.kw_args:
             raise UnsupportedModel(f"feature step {name!r}: kw_args")
-        return SignalBlock(name, weighted(len(text.SIGNAL_NAMES)))
+        return SignalBlock(name, weighted(len(DENSE[func].names)), func)
     dtype = np.dtype(step.dtype)
     # float32 features would round differently from this module's float64 arithmetic.
     if dtype != np.float64 and not np.issubdtype(dtype, np.integer):
@@ -408,8 +433,7 @@ def save(model: ServingModel, path: str | Path) -> None:
         arrays[f"b{k}_coef"] = block.coef
         entry: dict[str, Any] = {"step": block.step, "width": block.width}
         if isinstance(block, SignalBlock):
-            entry.update(type="signals", function="moderation.text.signal_matrix",
-                         names=list(block.names))
+            entry.update(type="signals", function=block.function, names=list(block.names))
         elif isinstance(block, HashBlock):
             entry.update(type="hashing", analyzer=block.analyzer.to_json())
         else:
@@ -463,12 +487,14 @@ def _load_block(k: int, entry: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         raise FormatError(f"block {k}: {coef.shape} coefficients for width {width}")
     step = str(entry["step"])
     if entry["type"] == "signals":
-        if entry.get("function") != "moderation.text.signal_matrix":
-            raise FormatError(f"block {k}: unknown function {entry.get('function')!r}")
-        if tuple(entry["names"]) != text.SIGNAL_NAMES:
+        function = entry.get("function")
+        if function not in DENSE:
+            raise FormatError(f"block {k}: unknown function {function!r}")
+        names = DENSE[function].names
+        if tuple(entry["names"]) != names:
             raise FormatError(f"block {k}: signals {entry['names']} differ from this "
-                              f"version of moderation.text {list(text.SIGNAL_NAMES)}")
-        return SignalBlock(step, coef)
+                              f"version of moderation.text {list(names)}")
+        return SignalBlock(step, coef, function)
     analyzer = Analyzer.from_json(entry["analyzer"])
     if entry["type"] == "hashing":
         return HashBlock(step, analyzer, width, coef)

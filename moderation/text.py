@@ -314,3 +314,46 @@ def signals(text: str) -> list[float]:
 def signal_matrix(texts) -> np.ndarray:  # noqa: ANN001 - any iterable of str (sklearn passes lists/arrays)
     """Signal features of many texts as a dense (n, len(SIGNAL_NAMES)) array."""
     return np.asarray([signals(t) for t in texts], dtype=np.float64).reshape(-1, len(SIGNAL_NAMES))
+
+
+# ---------------------------------------------------------------------------
+# Self-promotion cues: computed on the normalized text.
+# ---------------------------------------------------------------------------
+
+#: Phrases that ask the reader to go somewhere or do something for the writer, and
+#: phrases about the writer's own channel or work: the two things nearly every comment
+#: spammer says, in words that change from one site to the next. As word n-grams the
+#: model learns them only from the sites it was trained on; as two counts they carry to
+#: a new site. Chosen by leave-one-video-out inside the training videos
+#: (training/README.md, sixth round).
+PROMOTION_NAMES = (
+    "asks_for_visit",  # check out, subscribe, follow me, visit, ...
+    "own_channel_or_work",  # my channel, my new song, our page, ...
+)
+
+_PROMOTION_RES = (
+    re.compile(
+        r"\b(?:check (?:it )?out|subscribe|sub to|follow me|add me|visit|"
+        r"look (?:me |it |us )?up|go to|click|watch my|listen to my|"
+        r"support (?:me|my|us)|share (?:this|my)|hit me up)\b"
+    ),
+    re.compile(
+        r"\b(?:my|our) (?:own )?(?:new )?(?:channel|channels|video|videos|vid|vids|page|"
+        r"blog|site|website|music|song|songs|track|tracks|cover|covers|playlist|account|"
+        r"profile|instagram|twitter|facebook|soundcloud|youtube|band|album|mixtape|app|"
+        r"game|store|shop)\b"
+    ),
+)
+
+
+def promotion(text: str) -> list[float]:
+    """log1p(matches) of each cue in :data:`PROMOTION_NAMES` in the normalized ``text``."""
+    normalized = normalize(text)
+    return [math.log1p(len(pattern.findall(normalized))) for pattern in _PROMOTION_RES]
+
+
+def promotion_matrix(texts) -> np.ndarray:  # noqa: ANN001 - any iterable of str (sklearn passes lists/arrays)
+    """Self-promotion cues of many texts as a dense (n, len(PROMOTION_NAMES)) array."""
+    return np.asarray([promotion(t) for t in texts], dtype=np.float64).reshape(
+        -1, len(PROMOTION_NAMES)
+    )

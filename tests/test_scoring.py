@@ -379,7 +379,7 @@ def test_promotion_reaches_two_worker_processes_within_two_seconds(
 
 @pytest.mark.parametrize("text", TRICKY[3:] + ["Subscribe to my channel for FREE gift cards!!!"])
 def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(scorer, text):
-    from moderation.text import SIGNAL_NAMES, signals
+    from moderation.text import PROMOTION_NAMES, SIGNAL_NAMES, promotion_matrix, signal_matrix
 
     features = scorer.pipeline.named_steps["features"]
     coef = scorer.pipeline.named_steps["clf"].coef_.ravel()
@@ -390,11 +390,20 @@ def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(score
         names += [(n, kind) for n in block.get_feature_names_out()]
     parts = [(row.data[k] * coef[j], *names[j]) for k, j in enumerate(row.indices)
              if j < len(names)]
+    # Dense blocks (signals, promotion cues): raw values relative to the training mean,
+    # times the coefficient and the block's transformer weight.
+    dense_names = {signal_matrix: SIGNAL_NAMES, promotion_matrix: PROMOTION_NAMES}
+    values, weights, labels = [], [], []
+    for name, block in features.transformer_list[2:]:
+        values += block.func([text])[0].tolist()
+        labels += dense_names[block.func]
+        weights += [(features.transformer_weights or {}).get(name, 1.0)] * len(
+            dense_names[block.func])
     means = scorer.metadata["signal_means"]
-    for value, weight, mean, name in zip(signals(text), coef[len(names):], means, SIGNAL_NAMES,
-                                         strict=True):
-        if (value - mean) * weight:
-            parts.append(((value - mean) * weight, name, "signal"))
+    for value, weight, scale, mean, name in zip(values, coef[len(names):], weights, means,
+                                                labels, strict=True):
+        if (value - mean) * weight * scale:
+            parts.append(((value - mean) * weight * scale, name, "signal"))
     parts.sort(key=lambda p: abs(p[0]), reverse=True)
     expected = [(round(w, 4), f, k) for w, f, k in parts[:8]]
     got = [(e["weight"], e["feature"], e["kind"]) for e in scorer.score(text).explanation]

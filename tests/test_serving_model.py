@@ -18,7 +18,7 @@ from moderation import model_registry, serving_model
 from moderation.model_registry import ArtifactError
 from moderation.scoring import Scorer
 from moderation.serving_model import Analyzer, UnsupportedModel
-from moderation.text import normalize, signal_matrix
+from moderation.text import normalize, promotion_matrix, signal_matrix
 from training import pipeline, registry
 from training.datasets import load_shipped
 
@@ -86,8 +86,9 @@ def test_any_supported_feature_set_exports_and_scores_as_scikit_learn_does(tmp_p
                                       sublinear_tf=True, min_df=3)),
             ("hashed", HashingVectorizer(preprocessor=normalize, n_features=2**12,
                                          alternate_sign=False)),
+            ("promotion", FunctionTransformer(promotion_matrix, validate=False)),
         ],
-        transformer_weights={"chars": 0.5, "hashed": 2.0},
+        transformer_weights={"chars": 0.5, "hashed": 2.0, "promotion": 0.3},
     )
     objects = fitted(features, texts, y)
     path = tmp_path / "serving.npz"

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import SIGNAL_NAMES, normalize, signal_matrix, signals
+from moderation.text import (
+    PROMOTION_NAMES,
+    SIGNAL_NAMES,
+    normalize,
+    promotion,
+    promotion_matrix,
+    signal_matrix,
+    signals,
+)
 
 # Text that looks like comments: letters, digits, punctuation, URLs and odd Unicode.
 _pieces = st.sampled_from(
@@ -120,6 +128,37 @@ def test_signals_see_what_was_typed_not_the_html_around_it():
     wrapped = 'see <a href="https://youtu.be/x">https://youtu.be/x</a>, it&#39;s great'
     assert signals(wrapped) == signals(typed)
     assert signals("spaced apart: pimpmyviews. com")[list(SIGNAL_NAMES).index("links")] > 0
+
+
+@given(st.one_of(st.text(), comment_like))
+def test_promotion_cues_never_raise_and_have_fixed_width(text):
+    values = promotion(text)
+    assert len(values) == len(PROMOTION_NAMES)
+    assert all(v >= 0 for v in values)
+
+
+@pytest.mark.parametrize(
+    ("text", "asks", "own"),
+    [
+        ("Check out my channel!", True, True),
+        ("SUBSCRIBE to me, sub to me", True, False),
+        ("Follow me on twitter", True, False),
+        ("We made a cover, listen to our new song", False, True),
+        ("ｃｈｅｃｋ ｏｕｔ my vidéo", True, True),  # read from the normalized text
+        ("I disagree with this article about the election.", False, False),
+        ("My mom loves this song", False, False),
+    ],
+)
+def test_promotion_cues_find_requests_and_own_work(text, asks, own):
+    values = dict(zip(PROMOTION_NAMES, promotion(text), strict=True))
+    assert (values["asks_for_visit"] > 0) is asks
+    assert (values["own_channel_or_work"] > 0) is own
+
+
+def test_promotion_cues_count_repeats_and_stack_into_a_matrix():
+    once, twice = promotion("subscribe"), promotion("subscribe! subscribe!")
+    assert twice[0] > once[0] > 0
+    assert promotion_matrix(["a", "check it out", "my blog"]).shape == (3, len(PROMOTION_NAMES))
 
 
 def test_a_server_keeps_a_small_normalization_cache_and_training_a_large_one(make_app):

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score, matthews_corrcoef, roc_auc_score
+from sklearn.preprocessing import FunctionTransformer
 
 from moderation import model_registry
-from moderation.text import signal_matrix
 
 from . import datasets, pipeline, registry
 from .datasets import Corpus
@@ -58,6 +58,16 @@ def fit(
     )
 
 
+def signal_means(model: pipeline.TrainedModel, texts: Sequence[str]) -> list[float]:
+    """Mean of every dense feature (signals, promotion cues) over ``texts``, in block order."""
+    features = model.pipeline.named_steps["features"]
+    means: list[float] = []
+    for _name, step in features.transformer_list:
+        if isinstance(step, FunctionTransformer):
+            means.extend(round(float(m), 6) for m in step.func(list(texts)).mean(axis=0))
+    return means
+
+
 def train_model(
     models_dir: str | Path,
     *,
@@ -82,7 +92,7 @@ def train_model(
         },
         "params": model.params,
         # Average signal values: explanations show signals relative to a typical text.
-        "signal_means": [round(float(m), 6) for m in signal_matrix(corpus.texts).mean(axis=0)],
+        "signal_means": signal_means(model, corpus.texts),
         "thresholds": {"publish_below": model.publish_below, "reject_at": model.reject_at},
         "cv": {
             "n_splits": model.cv["n_splits"],

@@ -29,14 +29,12 @@ from werkzeug.datastructures import MultiDict
 from .. import queue as review
 from ..articles import all_articles, get_article
 from ..auth import current_user, login_required
+from ..text import PROMOTION_NAMES, SIGNAL_NAMES, normalize
 from ..users import OPERATOR
 from .common import no_store, page_number
 
-try:
-    from ..text import SIGNAL_NAMES, normalize
-except ImportError:  # pragma: no cover - until the shared normalizer lands
-    SIGNAL_NAMES = ()
-    normalize = review.group_key
+#: Explanation entries that name a dense feature, not words of the comment.
+DENSE_NAMES = frozenset(SIGNAL_NAMES + PROMOTION_NAMES)
 
 bp = Blueprint("moderate", __name__, url_prefix="/moderate")
 
@@ -160,7 +158,7 @@ def flagged_terms(explanation: list[dict]) -> Flagged:
             weight = float(entry.get("weight", 0))
         except (TypeError, ValueError):
             continue
-        if weight <= 0 or entry.get("kind") == "signal" or feature in SIGNAL_NAMES:
+        if weight <= 0 or entry.get("kind") == "signal" or feature in DENSE_NAMES:
             continue
         if entry.get("kind") == "chars":
             if len(feature.strip()) >= 3:
