@@ -327,15 +327,16 @@ def signal_matrix(texts) -> np.ndarray:  # noqa: ANN001 - any iterable of str (s
 #: a new site. Chosen by leave-one-video-out inside the training videos
 #: (training/README.md, sixth round).
 PROMOTION_NAMES = (
-    "asks_for_visit",  # check out, subscribe, follow me, visit, ...
+    "asks_for_visit",  # check (my video) out, subscribe, follow me, visit, see my, ...
     "own_channel_or_work",  # my channel, my new song, our page, ...
 )
 
 _PROMOTION_RES = (
     re.compile(
-        r"\b(?:check (?:it )?out|subscribe|sub to|follow me|add me|visit|"
-        r"look (?:me |it |us )?up|go to|click|watch my|listen to my|"
-        r"support (?:me|my|us)|share (?:this|my)|hit me up)\b"
+        r"\b(?:check (?:\w+ ){0,3}out|checkout|subscribe|subscribers?|sub to|sub for sub|"
+        r"subs?cribe|follow me|add me|visit|look (?:me |it |us )?up|go to|click|watch my|"
+        r"listen to my|see my|look at my|support (?:me|my|us)|share (?:this|my)|hit me up|"
+        r"please (?:watch|listen|check|visit|subscribe|follow|share))\b"
     ),
     re.compile(
         r"\b(?:my|our) (?:own )?(?:new )?(?:channel|channels|video|videos|vid|vids|page|"

@@ -143,6 +143,7 @@ def test_promotion_cues_never_raise_and_have_fixed_width(text):
         ("Check out my channel!", True, True),
         ("SUBSCRIBE to me, sub to me", True, False),
         ("Follow me on twitter", True, False),
+        ("Check my first video out, please subscribe", True, False),
         ("We made a cover, listen to our new song", False, True),
         ("ｃｈｅｃｋ ｏｕｔ my vidéo", True, True),  # read from the normalized text
         ("I disagree with this article about the election.", False, False),
