@@ -258,8 +258,13 @@ def set_cache_size(maxsize: int) -> None:
 
 def ensure_cache_size(maxsize: int) -> None:
     """At least ``maxsize`` entries (training in a process that also built an app)."""
-    if (_normalize_cached.cache_parameters()["maxsize"] or 0) < maxsize:
+    if cache_size() < maxsize:
         set_cache_size(maxsize)
+
+
+def cache_size() -> int:
+    """How many normalizations the cache holds at most."""
+    return int(_normalize_cached.cache_parameters()["maxsize"] or 0)
 
 
 def clear_cache() -> None:
