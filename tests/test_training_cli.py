@@ -207,6 +207,18 @@ def test_list_and_shadow(capsys, models, env):
     assert "verdicts differ on 0 comments" in out
 
 
+def test_list_marks_a_version_without_protocol_results_instead_of_printing_nan(
+    capsys, models_dir
+):
+    """The quick first model (make run) has cross-validation but no protocol results."""
+    code, out, _ = run(capsys, "--models-dir", models_dir, "list")
+    assert code == 0
+    assert "nan" not in out
+    row = next(line for line in out.splitlines() if line.startswith("* "))
+    assert row.split()[-3:] == ["-", "-", "-"]
+    assert "protocols not run for that version" in out
+
+
 def test_a_version_saved_before_a_setting_existed_is_evaluated_as_it_was_trained(models_dir):
     from moderation import model_registry
     from training.pipeline import DEFAULT_PARAMS, saved_params

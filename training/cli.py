@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from moderation.config import PROJECT_ROOT
 from moderation.model_registry import ArtifactError, ModelNotFound
@@ -193,16 +194,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     current = _current(args.models_dir, client)
     print(f"{'':2}{'version':<24} {'created':<26} {'CV MCC':>7} {'queue':>7} {'TubeSpam':>9} "
           f"{'SMS':>6} {'LOVO':>6}")
-    nan = float("nan")
+    unevaluated = False
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
         cv = meta.get("cv", {}).get("metrics", {})
         key = meta.get("evaluation", {}).get("key", {})
+        unevaluated = unevaluated or not key
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {cv.get('mcc', nan):>7.3f} "
-              f"{cv.get('queue_share', nan):>7.1%} {key.get('tubespam_mean_mcc', nan):>9.3f} "
-              f"{key.get('sms_mcc', nan):>6.3f} {key.get('lovo_mean_mcc', nan):>6.3f}")
+        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 7)} "
+              f"{_cell(cv, 'queue_share', 7, '.1%')} {_cell(key, 'tubespam_mean_mcc', 9)} "
+              f"{_cell(key, 'sms_mcc', 6)} {_cell(key, 'lovo_mean_mcc', 6)}")
+    if unevaluated:
+        print("- : protocols not run for that version (quick first model, or --no-report); "
+              "`python -m training evaluate --version V` runs them")
     return 0
+
+
+def _cell(values: dict[str, Any], name: str, width: int, spec: str = ".3f") -> str:
+    """One right-aligned figure of the version list, or "-" where it was never measured."""
+    value = values.get(name)
+    return f"{value:>{width}{spec}}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
