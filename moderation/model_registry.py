@@ -37,11 +37,7 @@ CURRENT_FILE = "CURRENT"
 
 #: The only non-scikit-learn types a model may contain: our own text functions.
 #: Anything else in an artifact (e.g. ``builtins.eval``) makes loading fail.
-TRUSTED_TYPES = (
-    "moderation.text.normalize",
-    "moderation.text.signal_matrix",
-    "moderation.text.promotion_matrix",
-)
+TRUSTED_TYPES = tuple(serving_model.FUNCTIONS)
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

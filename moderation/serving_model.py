@@ -32,27 +32,30 @@ import numpy as np
 from . import text
 
 FORMAT = 1
-#: Text functions a model may refer to by name (the same ones skops is told to trust).
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "moderation.text.normalize": text.normalize,
-    "moderation.text.signal_matrix": text.signal_matrix,
-    "moderation.text.promotion_matrix": text.promotion_matrix,
-}
 
 
 @dataclass(frozen=True)
 class DenseFeatures:
-    """A ``FunctionTransformer`` block of dense features: its column names and the
-    function giving one text's row (what the matrix function computes per text)."""
+    """A ``FunctionTransformer`` block of dense features: the matrix function training
+    uses, its column names, and the function giving one text's row of it."""
 
+    matrix: Callable[..., Any]
     names: tuple[str, ...]
     row: Callable[[str], list[float]]
 
 
 #: The matrix functions a signal block may use, by name.
 DENSE: dict[str, DenseFeatures] = {
-    "moderation.text.signal_matrix": DenseFeatures(text.SIGNAL_NAMES, text.signals),
-    "moderation.text.promotion_matrix": DenseFeatures(text.PROMOTION_NAMES, text.promotion),
+    "moderation.text.signal_matrix": DenseFeatures(
+        text.signal_matrix, text.SIGNAL_NAMES, text.signals),
+    "moderation.text.promotion_matrix": DenseFeatures(
+        text.promotion_matrix, text.PROMOTION_NAMES, text.promotion),
+}
+#: Text functions a model may refer to by name (the same ones skops is told to trust):
+#: the normalizer as a vectorizer's preprocessor, and the dense blocks' functions.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "moderation.text.normalize": text.normalize,
+    **{name: dense.matrix for name, dense in DENSE.items()},
 }
 _TFIDF = "sklearn.feature_extraction.text.TfidfVectorizer"
 _COUNT = "sklearn.feature_extraction.text.CountVectorizer"
@@ -386,7 +389,7 @@ def _block(name: str, step: Any, coef: np.ndarray, offset: int, weight: float) -
 
     if kind == _FUNCTION:
         func = _function_name(step.func)
-        if func not in DENSE or step.func is not FUNCTIONS[func]:
+        if func not in DENSE or step.func is not DENSE[func].matrix:
             raise UnsupportedModel(f"feature step {name!r}: function {func}")
         if step.kw_args:
             raise UnsupportedModel(f"feature step {name!r}: kw_args")

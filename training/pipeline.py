@@ -277,9 +277,10 @@ def _analyse(
             analyzer=vectorizer.build_analyzer(), dtype=np.float64, min_df=1
         )
         counts.append(counter.fit_transform(texts).tocsc())
-    dense = [signal_matrix(texts)]
-    if "promotion" in blocks:
-        dense.append(features.transformer_weights["promotion"] * promotion_matrix(texts))
+    # The dense blocks as build_features made them (each scaled by its weight).
+    weights = features.transformer_weights or {}
+    dense = [weights.get(name, 1.0) * step.func(texts)
+             for name, step in features.transformer_list if isinstance(step, FunctionTransformer)]
     return _Counts(counts[0], counts[1], np.hstack(dense),
                    None if sources is None else np.asarray(sources, dtype=str))
 

@@ -29,12 +29,13 @@ from werkzeug.datastructures import MultiDict
 from .. import queue as review
 from ..articles import all_articles, get_article
 from ..auth import current_user, login_required
-from ..text import PROMOTION_NAMES, SIGNAL_NAMES, normalize
+from ..serving_model import DENSE
+from ..text import normalize
 from ..users import OPERATOR
 from .common import no_store, page_number
 
 #: Explanation entries that name a dense feature, not words of the comment.
-DENSE_NAMES = frozenset(SIGNAL_NAMES + PROMOTION_NAMES)
+DENSE_NAMES = frozenset(name for dense in DENSE.values() for name in dense.names)
 
 bp = Blueprint("moderate", __name__, url_prefix="/moderate")
 
