@@ -232,3 +232,33 @@ def test_a_version_saved_before_a_setting_existed_is_evaluated_as_it_was_trained
     recorded = model_registry.read_metadata(models_dir, current)["params"]
     assert set(DEFAULT_PARAMS) <= set(recorded)
     assert saved_params(recorded)["binary"] == recorded["binary"]
+
+
+def test_cross_validation_is_reported_per_medium_as_well_as_on_the_mix(models_dir):
+    """The service scores comments: their figures must not hide behind the SMS texts'."""
+    from moderation import model_registry
+
+    current = (models_dir / "CURRENT").read_text().strip()
+    meta = model_registry.read_metadata(models_dir, current)
+    by_medium = meta["cv"]["metrics"]["by_medium"]
+    assert set(by_medium) == {"youtube", "sms"}
+    assert sum(m["n"] for m in by_medium.values()) == meta["data"]["n_texts"]
+    for m in by_medium.values():
+        assert -1 <= m["mcc"] <= 1 and 0 < m["roc_auc"] <= 1 and 0 <= m["queue_share"] <= 1
+
+
+def test_a_medium_of_one_class_gets_no_roc_auc_rather_than_nan():
+    import numpy as np
+
+    from training import pipeline, train
+
+    model = pipeline.TrainedModel(None, None, 0.2, 0.8, {},
+                                  {"oof_proba": np.array([0.1, 0.9, 0.5, 0.95])})
+    summary = train.cv_summary(model, np.array([0, 1, 0, 1]), ["youtube", "youtube", "file", "sms"])
+    file = summary["by_medium"]["file"]
+    assert (file["mcc"], file["f1"], file["roc_auc"]) == (None, None, None)
+    assert summary["by_medium"]["youtube"] == {
+        "n": 2, "mcc": 1.0, "f1": 1.0, "roc_auc": 1.0, "ham_rejected": 0.0,
+        "spam_published": 0.0, "queue_share": 0.0}
+    assert file["queue_share"] == 1.0  # 0.5 is between the thresholds
+    json.dumps(summary, allow_nan=False)  # metadata.json stays strict JSON

@@ -183,6 +183,67 @@ def test_reweighting_the_idf_of_fitted_rows_equals_transforming_them_again():
     assert not np.allclose(reweighted.toarray(), fitted.toarray())
 
 
+MIXED = [  # (text, label, medium): "txt" marks spam in the SMS texts only
+    ("txt win to 80082 now", 1, "sms"), ("txt stop to claim your prize", 1, "sms"),
+    ("txt yes for free ringtones", 1, "sms"), ("see you at home later", 0, "sms"),
+    ("ok i will call you", 0, "sms"), ("where are you now", 0, "sms"),
+    ("check out my channel", 1, "youtube"), ("subscribe for free stuff", 1, "youtube"),
+    ("love this song", 0, "youtube"), ("txt me if you like this song", 0, "youtube"),
+]
+
+
+def _fit_mixed(copy_weight: float, media: list[str] | None = None):
+    texts, labels = [t for t, _, _ in MIXED], np.array([y for _, y, _ in MIXED])
+    word = pipeline.build_features(pipeline.DEFAULT_PARAMS).named_transformers["word"]
+    x = word.fit_transform(texts)
+    foreign = pipeline.foreign_rows(media or [m for _, _, m in MIXED])
+    params = {**pipeline.DEFAULT_PARAMS, "C": 10.0, "foreign_copy_weight": copy_weight}
+    return word.vocabulary_, x, pipeline.fit_classifier(x, labels, params, foreign=foreign)
+
+
+def test_the_foreign_medium_s_own_copy_keeps_its_conventions_out_of_the_shared_weights():
+    vocabulary, x, plain = _fit_mixed(0.0)
+    _, _, copied = _fit_mixed(1.0)
+    txt = vocabulary["txt"]
+    # SMS spam's "txt" is partly learned by the SMS copy, so comments are told less of it.
+    assert 0 < copied.coef_[0, txt] < plain.coef_[0, txt]
+    # What is left is a plain classifier over the shared features, as the service scores.
+    assert copied.coef_.shape == plain.coef_.shape == (1, x.shape[1])
+    assert copied.n_features_in_ == x.shape[1]
+    assert copied.decision_function(x).shape == (len(MIXED),)
+
+
+@pytest.mark.parametrize("medium", ["sms", "youtube"])
+def test_texts_from_one_medium_fit_as_without_a_foreign_copy(medium):
+    """The SMS and per-video protocols train on one medium: the copy changes nothing there."""
+    one = [medium] * len(MIXED)
+    # liblinear visits the texts in a random order: equal up to its tolerance.
+    np.testing.assert_allclose(_fit_mixed(1.0, one)[2].coef_, _fit_mixed(0.0, one)[2].coef_,
+                               atol=1e-4)
+
+
+def test_protocol_shortcut_equals_training_then_scoring_with_a_foreign_medium():
+    """fit_and_score (tokenize once) gives the scores of train() + predict_proba."""
+    corpus = datasets.load_youtube(videos=["Psy"])
+    corpus.extend(datasets.load_sms().subset(range(300)))
+    params = dict(pipeline.DEFAULT_PARAMS)
+    groups, media = corpus.groups(), [pipeline.medium(s) for s in corpus.sources]
+    rows = np.arange(len(corpus))
+    test = rows[(rows % 4 == 0) & (np.array(media) == "youtube")]
+    train = np.setdiff1d(rows, test)
+    weights = pipeline.source_weights(corpus.sources, params, train)
+    counts = pipeline.analyse(corpus.texts, params, corpus.sources)
+    _, shortcut = pipeline.fit_and_score(counts, corpus.y, groups, train, test, params,
+                                         c_grid=[params["C"]], n_jobs=1,
+                                         sample_weight=weights, media=media)
+    model = pipeline.train([corpus.texts[i] for i in train], corpus.y[train],
+                           [groups[i] for i in train], params=params, c_grid=None, n_jobs=1,
+                           sample_weight=weights[train], media=[media[i] for i in train],
+                           sources=[corpus.sources[i] for i in train])
+    np.testing.assert_allclose(shortcut, model.predict_proba([corpus.texts[i] for i in test]),
+                               atol=1e-4)
+
+
 def test_thresholds_respect_the_error_budgets():
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(2000, int), np.ones(500, int)]

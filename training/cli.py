@@ -57,7 +57,7 @@ def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, cor
         bar.set_postfix_str(m), bar.update(1)))
     bar.close()
     summary = evaluate.summarize(results)
-    cv = train.cv_summary(model, corpus.y)
+    cv = train.cv_summary(model, corpus.y, train.media(corpus))
     thresholds = {"publish_below": model.publish_below, "reject_at": model.reject_at}
     out = evaluate.write_report(reports_dir, version, summary, cv, thresholds, corpus.y,
                                 model.cv["oof_proba"], results)
@@ -116,6 +116,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"  grouped CV: MCC {cv['mcc']:.3f}  ROC AUC {cv['roc_auc']:.4f}  "
         f"ham rejected {cv['ham_rejected']:.2%}  spam published {cv['spam_published']:.2%}  "
         f"queued {cv['queue_share']:.1%}",
+        *(f"    {name:<8} MCC {_number(m['mcc'])}  ham rejected {m['ham_rejected']:.2%}  "
+          f"spam published {m['spam_published']:.2%}  queued {m['queue_share']:.1%}"
+          for name, m in cv.get("by_medium", {}).items()),
         f"  saved to {Path(args.models_dir) / version}",
     ]
     print("\n".join(lines))
@@ -208,6 +211,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("- : protocols not run for that version (quick first model, or --no-report); "
               "`python -m training evaluate --version V` runs them")
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _cell(values: dict[str, Any], name: str, width: int, spec: str = ".3f") -> str:

@@ -357,8 +357,8 @@ def _plots(out_dir: Path, y: np.ndarray, proba: np.ndarray, publish_below: float
     return files
 
 
-def _fmt(value: float, pct: bool = False) -> str:
-    if value != value:  # NaN
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None or value != value:  # not measured, or NaN
         return "n/a"
     return f"{value:.2%}" if pct else f"{value:.3f}"
 
@@ -380,6 +380,18 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
         f"{cv_metrics['queue_share']:.1%} |",
         "",
     ]
+    if "by_medium" in cv_metrics:
+        lines += [
+            "By medium (the service scores comments; SMS texts are scored with the shared "
+            "weights only, as the service would score one):",
+            "",
+            "| medium | texts | MCC | ROC AUC | ham auto-rejected | spam auto-published | queued |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *(f"| {name} | {m['n']} | {_fmt(m['mcc'])} | {_fmt(m['roc_auc'])} | "
+              f"{m['ham_rejected']:.2%} | {m['spam_published']:.2%} | {m['queue_share']:.1%} |"
+              for name, m in cv_metrics["by_medium"].items()),
+            "",
+        ]
     header = ("| split | n test (dups removed) | MCC | MCC as published | published MCC | F1 | "
               "accuracy | ROC AUC | spam caught | blocked ham | queued | target |")
     sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"

@@ -17,20 +17,41 @@ from . import datasets, pipeline, registry
 from .datasets import Corpus
 
 
-def cv_summary(model: pipeline.TrainedModel, y: np.ndarray) -> dict[str, Any]:
-    """Cross-validated metrics of the chosen configuration (from out-of-fold scores)."""
-    proba = model.cv["oof_proba"]
+def _cv_metrics(proba: np.ndarray, y: np.ndarray, publish_below: float,
+                reject_at: float) -> dict[str, Any]:
     ham, spam = proba[y == 0], proba[y == 1]
-    return {
-        "mcc": round(float(matthews_corrcoef(y, proba >= 0.5)), 4),
-        "f1": round(float(f1_score(y, proba >= 0.5)), 4),
-        "roc_auc": round(float(roc_auc_score(y, proba)), 4),
-        "ham_rejected": round(float(np.mean(ham >= model.reject_at)), 4),
-        "spam_published": round(float(np.mean(spam < model.publish_below)), 4),
-        "queue_share": round(
-            float(np.mean((proba >= model.publish_below) & (proba < model.reject_at))), 4
-        ),
+    both = len(np.unique(y)) == 2
+    return {  # MCC, F1 and ROC AUC are undefined on one class: JSON null, not NaN
+        "n": int(len(y)),
+        "mcc": round(float(matthews_corrcoef(y, proba >= 0.5)), 4) if both else None,
+        "f1": round(float(f1_score(y, proba >= 0.5)), 4) if both else None,
+        "roc_auc": round(float(roc_auc_score(y, proba)), 4) if both else None,
+        "ham_rejected": round(float(np.mean(ham >= reject_at)), 4) if ham.size else 0.0,
+        "spam_published": round(float(np.mean(spam < publish_below)), 4) if spam.size else 0.0,
+        "queue_share": round(float(np.mean((proba >= publish_below) & (proba < reject_at))), 4),
     }
+
+
+def cv_summary(
+    model: pipeline.TrainedModel, y: np.ndarray, media: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Cross-validated metrics of the chosen configuration (from out-of-fold scores).
+
+    With ``media`` (one per text) also ``by_medium``: the comments are what the service
+    scores, and the mix's figures hide them behind the SMS texts, which are scored with
+    the shared weights only (see ``foreign_copy_weight``).
+    """
+    proba, y = model.cv["oof_proba"], np.asarray(y)
+    summary = _cv_metrics(proba, y, model.publish_below, model.reject_at)
+    del summary["n"]
+    if media is not None and len(set(media)) > 1:
+        labels = np.asarray(media)
+        summary["by_medium"] = {
+            name: _cv_metrics(proba[labels == name], y[labels == name],
+                              model.publish_below, model.reject_at)
+            for name in sorted(set(media))
+        }
+    return summary
 
 
 def fit(
@@ -51,11 +72,16 @@ def fit(
         params=full,
         c_grid=None if quick else pipeline.C_GRID,
         sample_weight=pipeline.source_weights(corpus.sources, full),
-        media=[pipeline.medium(s) for s in corpus.sources],
+        media=media(corpus),
         sources=corpus.sources,
         progress=progress,
         n_jobs=n_jobs,
     )
+
+
+def media(corpus: Corpus) -> list[str]:
+    """The medium of every text (``youtube``, ``sms``, or a labelled file's source)."""
+    return [pipeline.medium(s) for s in corpus.sources]
 
 
 def signal_means(model: pipeline.TrainedModel, texts: Sequence[str]) -> list[float]:
@@ -98,7 +124,7 @@ def train_model(
             "n_splits": model.cv["n_splits"],
             "grid": model.cv["grid"],
             "calibrated_on": model.cv["calibrated_on"],
-            "metrics": cv_summary(model, corpus.y),
+            "metrics": cv_summary(model, corpus.y, media(corpus)),
         },
         "training_seconds": seconds,
         "quick": quick,
