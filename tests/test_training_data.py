@@ -244,6 +244,22 @@ def test_protocol_shortcut_equals_training_then_scoring_with_a_foreign_medium():
                                atol=1e-4)
 
 
+def test_c_is_the_one_whose_calibrated_out_of_fold_scores_have_the_lowest_log_loss():
+    corpus = datasets.load_youtube(videos=["Psy"])
+    params = dict(pipeline.DEFAULT_PARAMS)
+    counts = pipeline.analyse(corpus.texts, params)
+    chosen = pipeline.select(counts, corpus.y, corpus.groups(), np.arange(len(corpus)), params,
+                             [0.01, 3.0, 100.0], n_jobs=1)
+    losses = {entry["C"]: entry["log_loss"] for entry in chosen.grid}
+    assert chosen.C == min(losses, key=losses.get)
+    # A C so small that the model hardly learns is far worse calibrated.
+    assert losses[0.01] > 1.5 * min(losses.values())
+    # The kept out-of-fold probabilities are the chosen C's.
+    assert chosen.grid[[0.01, 3.0, 100.0].index(chosen.C)]["log_loss"] == pytest.approx(
+        float(np.mean(-np.log(np.where(corpus.y == 1, chosen.oof_proba, 1 - chosen.oof_proba)))),
+        rel=1e-6)
+
+
 def test_thresholds_respect_the_error_budgets():
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(2000, int), np.ones(500, int)]
