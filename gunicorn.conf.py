@@ -18,12 +18,21 @@ errorlog = "-"
 # Client IPs are hashed in the app; keep raw addresses out of the access log too.
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
 
+_VAR_DIR = Path(os.environ.get("MODERATION_VAR_DIR", Path(__file__).parent / "var"))
+# gunicorn's control socket (for `gunicornc`) defaults to ~/.gunicorn/gunicorn.ctl,
+# shared by every gunicorn of the user: a second instance silently took it over from
+# the first. Each instance keeps its own under var/, unless that path is too long
+# for a Unix socket (108 bytes), where it is switched off rather than shared.
+control_socket = str(_VAR_DIR / "gunicorn.ctl")
+control_socket_disable = len(os.fsencode(control_socket)) > 100
+
 _embedded = None
 
 
 def on_starting(server):
     global _embedded
-    var_dir = Path(os.environ.get("MODERATION_VAR_DIR", Path(__file__).parent / "var"))
+    var_dir = _VAR_DIR
+    var_dir.mkdir(parents=True, exist_ok=True)
     _metrics_dir(var_dir / "metrics")
     if not os.environ.get("REDIS_URL"):
         from moderation.embedded_redis import EmbeddedRedis

@@ -181,3 +181,18 @@ def test_under_gunicorn_a_scrape_adds_up_every_worker(models_dir):
             pids = {dict(labels)["pid"] for (name, labels), v in metrics.items()
                     if name == "moderation_model_info" and v == 1}
             assert pids == {str(pid) for pid in server.worker_pids()}
+
+
+def test_each_gunicorn_instance_keeps_its_own_control_socket_under_its_var_dir(models_dir):
+    """gunicorn's default (~/.gunicorn/gunicorn.ctl) let a second instance take the first's."""
+    import stat
+
+    from bench.common import Gunicorn
+
+    env = {"MODELS_DIR": str(models_dir)}
+    with Gunicorn("bench.bench_app:make_app()", env=env) as first, \
+            Gunicorn("bench.bench_app:make_app()", env=env) as second:
+        sockets = [server.var_dir / "gunicorn.ctl" for server in (first, second)]
+        for socket in sockets:
+            assert stat.S_ISSOCK(socket.stat().st_mode), socket
+        assert "Control socket listening at " + str(sockets[0]) in first.log_path.read_text()
