@@ -242,6 +242,7 @@ def test_cross_validation_is_reported_per_medium_as_well_as_on_the_mix(models_di
     meta = model_registry.read_metadata(models_dir, current)
     by_medium = meta["cv"]["metrics"]["by_medium"]
     assert set(by_medium) == {"youtube", "sms"}
+    assert meta["cv"]["metrics"]["comments"] == by_medium["youtube"]
     assert sum(m["n"] for m in by_medium.values()) == meta["data"]["n_texts"]
     for m in by_medium.values():
         assert -1 <= m["mcc"] <= 1 and 0 < m["roc_auc"] <= 1 and 0 <= m["queue_share"] <= 1
@@ -262,3 +263,21 @@ def test_a_medium_of_one_class_gets_no_roc_auc_rather_than_nan():
         "spam_published": 0.0, "queue_share": 0.0}
     assert file["queue_share"] == 1.0  # 0.5 is between the thresholds
     json.dumps(summary, allow_nan=False)  # metadata.json stays strict JSON
+
+
+def test_list_compares_versions_by_the_comments_cross_validation(capsys, models):
+    """The mix's MCC fell when SMS texts began to be scored as the service would score one;
+    the comments' is what `list` shows, and a version without it is marked."""
+    folder, old, new = models
+    meta_path = folder / old / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    comments = meta["cv"]["metrics"]["comments"]
+    del meta["cv"]["metrics"]["comments"]  # as saved before the figures were recorded apart
+    meta_path.write_text(json.dumps(meta))
+    code, out, _ = run(capsys, "--models-dir", folder, "list")
+    assert code == 0
+    rows = {version: line for line in out.splitlines() for version in (old, new)
+            if version in line}
+    assert f"{comments['mcc']:.3f} " in rows[new]
+    assert f"{meta['cv']['metrics']['mcc']:.3f}~" in rows[old]
+    assert "~ : of all texts" in out

@@ -197,16 +197,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     current = _current(args.models_dir, client)
     print(f"{'':2}{'version':<24} {'created':<26} {'CV MCC':>7} {'queue':>7} {'TubeSpam':>9} "
           f"{'SMS':>6} {'LOVO':>6}")
-    unevaluated = False
+    unevaluated = mixed = False
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
-        cv = meta.get("cv", {}).get("metrics", {})
+        metrics = meta.get("cv", {}).get("metrics", {})
+        # The comments' figures where recorded: the mix's move with how SMS is scored.
+        cv = metrics.get("comments", metrics)
+        tilde = "~" if metrics and "comments" not in metrics else " "
+        mixed = mixed or tilde == "~"
         key = meta.get("evaluation", {}).get("key", {})
         unevaluated = unevaluated or not key
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 7)} "
+        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 7)}{tilde}"
               f"{_cell(cv, 'queue_share', 7, '.1%')} {_cell(key, 'tubespam_mean_mcc', 9)} "
               f"{_cell(key, 'sms_mcc', 6)} {_cell(key, 'lovo_mean_mcc', 6)}")
+    print("CV MCC and queue: of the comments (SMS texts left out)"
+          + ("; ~ : of all texts, for versions saved before they were recorded apart"
+             if mixed else ""))
     if unevaluated:
         print("- : protocols not run for that version (quick first model, or --no-report); "
               "`python -m training evaluate --version V` runs them")

@@ -37,15 +37,21 @@ def cv_summary(
 ) -> dict[str, Any]:
     """Cross-validated metrics of the chosen configuration (from out-of-fold scores).
 
-    With ``media`` (one per text) also ``by_medium``: the comments are what the service
-    scores, and the mix's figures hide them behind the SMS texts, which are scored with
-    the shared weights only (see ``foreign_copy_weight``).
+    With ``media`` (one per text) also ``by_medium`` and ``comments`` (every medium but
+    the foreign ones): the comments are what the service scores, and the mix's figures
+    hide them behind the SMS texts, which are scored with the shared weights only (see
+    ``foreign_copy_weight``).
     """
     proba, y = model.cv["oof_proba"], np.asarray(y)
     summary = _cv_metrics(proba, y, model.publish_below, model.reject_at)
     del summary["n"]
     if media is not None and len(set(media)) > 1:
         labels = np.asarray(media)
+        comments = np.array([m not in pipeline.FOREIGN_MEDIA for m in media])
+        if comments.any() and not comments.all():
+            # What `training list` compares versions by: the texts the service scores.
+            summary["comments"] = _cv_metrics(proba[comments], y[comments],
+                                              model.publish_below, model.reject_at)
         summary["by_medium"] = {
             name: _cv_metrics(proba[labels == name], y[labels == name],
                               model.publish_below, model.reject_at)
