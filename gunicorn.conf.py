@@ -31,13 +31,12 @@ _embedded = None
 
 def on_starting(server):
     global _embedded
-    var_dir = _VAR_DIR
-    var_dir.mkdir(parents=True, exist_ok=True)
-    _metrics_dir(var_dir / "metrics")
+    _VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _metrics_dir(_VAR_DIR / "metrics")
     if not os.environ.get("REDIS_URL"):
         from moderation.embedded_redis import EmbeddedRedis
 
-        _embedded = EmbeddedRedis(var_dir / "redis")
+        _embedded = EmbeddedRedis(_VAR_DIR / "redis")
         os.environ["REDIS_URL"] = _embedded.start()
         server.log.info("embedded redis at %s (data in %s)", _embedded.url, _embedded.data_dir)
     _import_libraries()

@@ -116,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"  grouped CV: MCC {cv['mcc']:.3f}  ROC AUC {cv['roc_auc']:.4f}  "
         f"ham rejected {cv['ham_rejected']:.2%}  spam published {cv['spam_published']:.2%}  "
         f"queued {cv['queue_share']:.1%}",
-        *(f"    {name:<8} MCC {_number(m['mcc'])}  ham rejected {m['ham_rejected']:.2%}  "
+        *(f"    {name:<8} MCC {_cell(m, 'mcc', 5)}  ham rejected {m['ham_rejected']:.2%}  "
           f"spam published {m['spam_published']:.2%}  queued {m['queue_share']:.1%}"
           for name, m in cv.get("by_medium", {}).items()),
         f"  saved to {Path(args.models_dir) / version}",
@@ -218,10 +218,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("- : protocols not run for that version (quick first model, or --no-report); "
               "`python -m training evaluate --version V` runs them")
     return 0
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def _cell(values: dict[str, Any], name: str, width: int, spec: str = ".3f") -> str:

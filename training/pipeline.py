@@ -160,7 +160,7 @@ def build_classifier(params: dict[str, Any]) -> LogisticRegression:
 
 
 def foreign_rows(sources: Sequence[str] | None) -> np.ndarray | None:
-    """Which texts (one source each) come from a foreign medium; None without sources."""
+    """Which texts (one source or medium each) come from a foreign medium; None without."""
     if sources is None:
         return None
     return np.array([medium(s) in FOREIGN_MEDIA for s in sources], dtype=bool)
@@ -247,7 +247,7 @@ def calibration_rows(media: Sequence[str] | None, y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
     if media is None:
         return np.arange(len(y))
-    comments = np.flatnonzero([m not in FOREIGN_MEDIA for m in media])
+    comments = np.flatnonzero(~foreign_rows(media))
     if len(np.unique(y[comments])) < 2:
         return np.arange(len(y))
     return comments
@@ -307,6 +307,10 @@ class _Counts:
     char: sparse.csr_matrix
     signals: np.ndarray  # raw-text signals, then the promotion cues (already weighted)
     sources: np.ndarray | None = None  # one per document: which terms are single-source
+
+    def foreign(self, rows: np.ndarray) -> np.ndarray | None:
+        """Which of ``rows`` come from a foreign medium (None when sources are unknown)."""
+        return None if self.sources is None else foreign_rows(self.sources[rows])
 
 
 def _analyse(
@@ -469,7 +473,7 @@ def select(
         delayed(_fold_decisions)(
             matrices[f], y[folds[f][0]], {**params, "C": c_grid[k]},
             None if sample_weight is None else sample_weight[folds[f][0]],
-            None if counts.sources is None else foreign_rows(counts.sources[folds[f][0]]),
+            counts.foreign(folds[f][0]),
         )
         for f, k in tasks
     )
@@ -522,8 +526,8 @@ def fit_and_score(
                     sample_weight, media=media)
     x_train, x_test = _fold_matrices(counts, np.asarray(train), np.asarray(test), params)
     weight = None if sample_weight is None else sample_weight[train]
-    foreign = None if counts.sources is None else foreign_rows(counts.sources[train])
-    clf = fit_classifier(x_train, y[train], {**params, "C": chosen.C}, weight, foreign)
+    clf = fit_classifier(x_train, y[train], {**params, "C": chosen.C}, weight,
+                         counts.foreign(np.asarray(train)))
     return chosen, calibrate(chosen.calibrator, clf.decision_function(x_test))
 
 

@@ -44,10 +44,9 @@ def cv_summary(
     """
     proba, y = model.cv["oof_proba"], np.asarray(y)
     summary = _cv_metrics(proba, y, model.publish_below, model.reject_at)
-    del summary["n"]
     if media is not None and len(set(media)) > 1:
         labels = np.asarray(media)
-        comments = np.array([m not in pipeline.FOREIGN_MEDIA for m in media])
+        comments = ~pipeline.foreign_rows(media)
         if comments.any() and not comments.all():
             # What `training list` compares versions by: the texts the service scores.
             summary["comments"] = _cv_metrics(proba[comments], y[comments],
