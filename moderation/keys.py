@@ -60,7 +60,11 @@ COMMENT_FIELDS = (
     "verdict",  # the model's verdict at submission: publish | hold | reject
     "status",  # current state: published | held | rejected
     "reason",  # why it was held or rejected (threshold, guard, moderator)
-    "explanation",  # JSON list of the terms/signals that pushed the score most
+    # JSON list of the terms/signals that pushed the score most, largest first:
+    # {"feature", "kind": "term" | "chars" | "signal", "weight"}; a signal entry also has
+    # "compared": "above average" | "below average" (its value against the average
+    # training text, which is what its weight is relative to).
+    "explanation",
 )
 
 

@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 #: How many feature contributions an explanation lists.
 EXPLAIN_TOP = 8
 
-Contribution = tuple[float, str, str]  # (contribution, feature, kind)
+#: (contribution, feature, kind, direction): ``direction`` says whether a signal's value
+#: is above or below the average training text's (None for terms).
+Contribution = tuple[float, str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Score:
     spam_probability: float  # 0..1, calibrated
     verdict: str  # "publish" | "hold" | "reject"
     model_version: str
-    explanation: list[dict]  # largest |contribution| first: feature, kind, weight
+    explanation: list[dict]  # largest |contribution| first: feature, kind, weight[, compared]
     reason: str  # human-readable, e.g. "score 0.93 >= reject threshold 0.90"
 
 
@@ -81,7 +83,7 @@ def _weighed(
     contrib = values * coef[index]
     if parts is not None:
         # Only a block's own top contributions can be among the overall top ones.
-        parts.extend((float(contrib[k]), name_of(int(index[k])), kind)
+        parts.extend((float(contrib[k]), name_of(int(index[k])), kind, None)
                      for k in _top(contrib).tolist())
     return float(contrib.sum())
 
@@ -175,10 +177,13 @@ class Scorer:
                 ):
                     decision += value * weight
                     # Explained relative to the average comment: a typical length explains
-                    # nothing.
-                    relative = (value - next(means, 0.0)) * weight
-                    if relative:
-                        parts.append((relative, name, "signal"))
+                    # nothing, and a missing link can push towards ham. Which of the two
+                    # it was goes with the entry, or "links -0.35" would read as if the
+                    # comment had links.
+                    difference = value - next(means, 0.0)
+                    if difference * weight:
+                        parts.append((difference * weight, name, "signal",
+                                      "above average" if difference > 0 else "below average"))
         return decision, parts
 
     def _probability(self, decision: float) -> float:
@@ -214,7 +219,8 @@ class Scorer:
         parts.sort(key=lambda part: abs(part[0]), reverse=True)
         explanation = [
             {"feature": feature, "kind": kind, "weight": round(weight, 4)}
-            for weight, feature, kind in parts[:EXPLAIN_TOP]
+            | ({"compared": direction} if direction else {})
+            for weight, feature, kind, direction in parts[:EXPLAIN_TOP]
         ]
         return Score(probability, verdict, self.version, explanation, reason)
 

@@ -141,7 +141,7 @@ def test_queue_shows_why_each_comment_was_flagged(alice, redis_client, article_s
             {"feature": "cheap", "kind": "term", "weight": 1.5},
             {"feature": "urldomain_bit_ly", "kind": "term", "weight": 0.9},
             {"feature": "<i>x</i>", "kind": "term", "weight": 0.5},
-            {"feature": "links", "kind": "signal", "weight": 0.4},
+            {"feature": "links", "kind": "signal", "weight": 0.4, "compared": "above average"},
             {"feature": "get", "kind": "term", "weight": -0.3},
         ],
         now=time.time() - 7200,
@@ -154,6 +154,7 @@ def test_queue_shows_why_each_comment_was_flagged(alice, redis_client, article_s
     assert "<mark>CHEAP</mark>" in html and "<mark>bit.ly/xx</mark>" in html
     assert "<mark>Get</mark>" not in html, "terms pulling towards ham are not highlighted"
     assert "&lt;i&gt;x&lt;/i&gt;" in html and "<i>x</i>" not in html
+    assert "links (above average) <small>+0.40</small>" in html
     assert "suspect word: pills" in html and "0.83" in html and "v-test" in html
     assert 'id="queue-depth">1<' in html and 'id="queue-oldest">2 h<' in html
     assert re.search(r'<script src="/static/moderate\.js[^"]*" defer></script>', html)

@@ -75,6 +75,20 @@ def test_score_follows_the_contract(scorer):
                             "urldomain_bit_ly", "channel", "check"}
 
 
+def test_signal_entries_say_whether_the_comment_is_above_or_below_average(scorer):
+    def links(text: str) -> dict:
+        entries = {e["feature"]: e for e in scorer.score(text).explanation}
+        return entries["links"]
+
+    with_links = links("Check out my channel http://bit.ly/free and http://spam.example/x")
+    without = links("Muy buen artículo")
+    assert with_links["compared"] == "above average" and with_links["weight"] > 0
+    assert without["compared"] == "below average" and without["weight"] < 0
+    # Terms and character n-grams are present or not: nothing to compare.
+    assert all("compared" not in e
+               for e in scorer.score("Muy buen artículo").explanation if e["kind"] != "signal")
+
+
 @pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
 def test_verdict_boundaries(scorer, probability):
     verdict, reason = scorer.verdict(probability)
@@ -403,11 +417,14 @@ def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(score
     for value, weight, scale, mean, name in zip(values, coef[len(names):], weights, means,
                                                 labels, strict=True):
         if (value - mean) * weight * scale:
-            parts.append(((value - mean) * weight * scale, name, "signal"))
+            compared = "above average" if value > mean else "below average"
+            parts.append(((value - mean) * weight * scale, name, "signal", compared))
+    parts = [part if len(part) == 4 else (*part, None) for part in parts]
     parts.sort(key=lambda p: abs(p[0]), reverse=True)
-    expected = [(round(w, 4), f, k) for w, f, k in parts[:8]]
-    got = [(e["weight"], e["feature"], e["kind"]) for e in scorer.score(text).explanation]
+    expected = [(round(w, 4), f, k, c) for w, f, k, c in parts[:8]]
+    got = [(e["weight"], e["feature"], e["kind"], e.get("compared"))
+           for e in scorer.score(text).explanation]
     assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], abs=1e-4)
     # Features with equal contributions (e.g. a domain and its bigram) may swap places.
-    everything = {(round(w, 4), f, k) for w, f, k in parts}
+    everything = {(round(w, 4), f, k, c) for w, f, k, c in parts}
     assert set(got) <= everything
