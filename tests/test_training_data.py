@@ -71,6 +71,20 @@ def test_labelled_jsonl_and_csv(tmp_path):
     assert datasets.load_labelled(jsonl).sources[1] == "blog"
 
 
+def test_a_video_of_the_youtube_collection_loads_as_downloaded(tmp_path):
+    # The collection's own layout: only CONTENT and CLASS are read (AUTHOR and DATE leak
+    # the label), and the file is a source of comments like the shipped videos.
+    path = write(tmp_path / "Youtube05-Shakira.csv",
+                 "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
+                 'a1,Spammer,,"Check out my channel, thanks!",1\n'
+                 "a2,Fan,2015-05-29T02:26:10,Love this song\ufeff,0\n")
+    corpus = datasets.load_labelled(path)
+    assert corpus.texts == ["Check out my channel, thanks!", "Love this song\ufeff"]
+    assert corpus.labels == [1, 0]
+    assert corpus.sources == ["youtube:Youtube05-Shakira"] * 2
+    assert [pipeline.medium(s) for s in corpus.sources] == ["youtube", "youtube"]
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

@@ -53,6 +53,21 @@ def test_held_out_sample_is_decided_by_normalized_text():
     assert streaming._held_out("FREE money") == streaming._held_out("free   MONEY!!")
 
 
+def write_text(path, content):
+    path.write_text(content)
+    return path
+
+
+def test_streaming_reads_csv_with_either_column_names(tmp_path):
+    ours = write_text(tmp_path / "ours.csv", "text,label\nbuy now,spam\nnice,0\n")
+    theirs = write_text(tmp_path / "theirs.csv",
+                        "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\nx,a,,buy now,1\ny,b,,nice,0\n")
+    expected = [("buy now", 1), ("nice", 0)]
+    assert list(streaming.iter_rows(ours)) == list(streaming.iter_rows(theirs)) == expected
+    with pytest.raises(DataError, match=r"missing column\(s\) label, text"):
+        list(streaming.iter_rows(write_text(tmp_path / "bad.csv", "body,class\nx,1\n")))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "cross-validation; save it under MODELS_DIR/<version>/. The first "
                        "model becomes current; later ones need `promote`.")
     p.add_argument("--data", action="append", type=Path, metavar="FILE",
-                   help="extra labelled JSONL/CSV file (text, label[, source]); repeatable")
+                   help="extra labelled JSONL/CSV file (text, label[, source]; or a YouTube "
+                   "Spam Collection CSV with CONTENT, CLASS); repeatable")
     p.add_argument("--quick", action="store_true",
                    help="skip the hyper-parameter search (a few seconds; for tests)")
     p.add_argument("--no-report", action="store_true",
@@ -402,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a labelled file, or re-run the protocols",
                        description="With --data: score a labelled JSONL/CSV file (text, label; "
-                       "label 1/spam for spam) with the current model (or --version) and its "
+                       "label 1/spam for spam; a YouTube Spam Collection CSV with its CONTENT "
+                       "and CLASS columns works as downloaded) with the current model (or "
+                       "--version) and its "
                        "thresholds; print MCC, F1, accuracy, ROC AUC and the shares of ham "
                        "rejected/queued and spam published/queued. Without --data: re-run the "
                        "three protocols for a version and rewrite reports/<version>/.")

@@ -161,6 +161,27 @@ def load_shipped() -> Corpus:
     return load_youtube().extend(load_sms())
 
 
+#: The YouTube Spam Collection's own columns, accepted wherever ``text``/``label`` are:
+#: an operator can evaluate on (or train with) another video of the collection as
+#: downloaded. Its DATE and AUTHOR columns are never read (they leak the label).
+YOUTUBE_COLUMNS = {"text": "CONTENT", "label": "CLASS"}
+
+
+def csv_columns(path: Path, fieldnames: Sequence[str] | None) -> dict[str, str]:
+    """Which CSV column holds ``text`` and which ``label``: those names, else the collection's."""
+    found = set(fieldnames or ())
+    if {"text", "label"} <= found:
+        return {"text": "text", "label": "label"}
+    if set(YOUTUBE_COLUMNS.values()) <= found:
+        return dict(YOUTUBE_COLUMNS)
+    missing = {"text", "label"} - found
+    raise DataError(
+        f"{path}: missing column(s) {', '.join(sorted(missing))} "
+        f"(found: {', '.join(fieldnames or []) or 'none'}; the YouTube Spam Collection's "
+        f"CONTENT and CLASS are also accepted)"
+    )
+
+
 def _labelled_rows(path: Path) -> Iterator[tuple[str, dict]]:
     """(where, row) pairs of a JSONL or CSV file with ``text`` and ``label`` columns."""
     content = _read_text(path)
@@ -181,14 +202,14 @@ def _labelled_rows(path: Path) -> Iterator[tuple[str, dict]]:
             yield where, row
         return
     reader = csv.DictReader(io.StringIO(content, newline=""))
-    missing = {"text", "label"} - set(reader.fieldnames or ())
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(sorted(missing))} "
-            f"(found: {', '.join(reader.fieldnames or []) or 'none'})"
-        )
+    columns = csv_columns(path, reader.fieldnames)
+    # A video of the YouTube collection is a source of comments like the shipped ones.
+    source = f"youtube:{path.stem}" if columns == YOUTUBE_COLUMNS else None
     for row_number, row in enumerate(reader, start=2):
-        yield f"{path}: row {row_number}", row
+        yield f"{path}: row {row_number}", {
+            "text": row[columns["text"]], "label": row[columns["label"]],
+            "source": row.get("source") or source,
+        }
 
 
 def load_labelled(path: Path, *, require_both_classes: bool = True) -> Corpus:

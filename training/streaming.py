@@ -29,7 +29,7 @@ from sklearn.preprocessing import FunctionTransformer
 from moderation.text import TRAINING_CACHE_SIZE, ensure_cache_size, normalize, signal_matrix
 
 from . import pipeline, registry
-from .datasets import DataError, parse_label, sha256_file
+from .datasets import DataError, csv_columns, parse_label, sha256_file
 
 HOLDOUT_EVERY = 20
 HOLDOUT_MAX = 50_000
@@ -71,11 +71,10 @@ def iter_rows(path: Path) -> Iterator[tuple[str, int]]:
                 yield str(text), parse_label(label, f"{path}: line {number}")
         else:
             reader = csv.DictReader(handle)
-            missing = {"text", "label"} - set(reader.fieldnames or ())
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            columns = csv_columns(path, reader.fieldnames)
             for number, row in enumerate(reader, start=2):
-                yield row["text"] or "", parse_label(row["label"], f"{path}: row {number}")
+                yield (row[columns["text"]] or "",
+                       parse_label(row[columns["label"]], f"{path}: row {number}"))
 
 
 def _held_out(text: str) -> bool:
