@@ -97,7 +97,13 @@ def token_required(role: str = MODERATOR) -> Callable:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A redirect target after login, only if it is a path on this site."""
+    """A redirect target after login, only if it is a path on this site.
+
+    Control characters are refused too: a CR or LF cannot go into a Location header
+    (werkzeug raises, which would be a 500) and has no business in a path.
+    """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return None
     return target

@@ -11,6 +11,7 @@ gets a new one.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -84,8 +85,17 @@ return {0, limit - used}
 NOT_CHECKED = Check(ok=False, attempts_left=0)
 
 
+#: What ``secrets.token_urlsafe`` produces. Anything else cannot be one of ours, and
+#: a lone surrogate in it could not even be sent to Redis.
+_ID_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
 def _valid_id(challenge_id: str | None) -> bool:
-    return bool(challenge_id) and len(challenge_id) <= MAX_ID_LENGTH
+    return (
+        bool(challenge_id)
+        and len(challenge_id) <= MAX_ID_LENGTH
+        and _ID_RE.fullmatch(challenge_id) is not None
+    )
 
 
 def _check_of_reply(reply) -> Check:

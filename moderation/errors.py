@@ -12,6 +12,7 @@ import logging
 
 import redis
 from flask import Flask, jsonify, render_template, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,17 @@ def _code_for(exc: HTTPException) -> str:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def refuse_oversized_chunked_bodies():
+        # A Content-Length over the limit is refused by werkzeug before any view
+        # runs. A chunked body has none: werkzeug reads it up to the limit and stops
+        # there without a word, so a view would see a truncated body ("not valid
+        # JSON"). Reading one byte more is what makes its stream raise the 413.
+        if request.content_length is None and request.max_content_length is not None \
+                and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            request.get_data(cache=True)
+            request.stream.read(1)
+
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
         log.info("refused %s %s: %s (%s)", request.method, request.path, error.code, error.field)
@@ -85,6 +97,18 @@ def init_app(app: Flask) -> None:
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
         body, status = error_response(ApiError(503, "storage_unavailable", STORE_DOWN_MESSAGE))
         return body, status, {"Retry-After": str(STORE_DOWN_RETRY_SECONDS)}
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def handle_broken_body(exc: Exception):
+        # gunicorn reads a chunked body only when the app does, so a broken chunk
+        # size or a body cut short surfaces here, inside a view: the client's fault.
+        log.info("broken request body on %s %s: %s", request.method, request.path,
+                 type(exc).__name__)
+        return error_response(ApiError(
+            400, "malformed_body",
+            "The request body is malformed: its chunked encoding is broken or it ended early.",
+        ))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

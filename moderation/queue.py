@@ -22,6 +22,7 @@ trainer's ``export-decisions`` reads (see ``keys.DECISION_FIELDS``).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -229,6 +230,23 @@ class Decision:
             "reason": self.reason,
             "text": self.text,
         }
+
+
+_STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?", re.ASCII)
+
+
+def is_decision_id(raw: str) -> bool:
+    """Whether ``raw`` can page the decision log: a stream id ``ms[-seq]``.
+
+    Redis answers an error, not an empty page, for parts of 2**64 or more and for
+    ``0-0`` as an exclusive bound, so those are refused here, as is anything but
+    ASCII digits (``str.isdigit`` would let Arabic-Indic digits through).
+    """
+    match = _STREAM_ID.fullmatch(raw)
+    if match is None:
+        return False
+    parts = [int(part) for part in match.groups("0")]
+    return all(part < 2**64 for part in parts) and any(parts)
 
 
 def group_key(text: str) -> str:

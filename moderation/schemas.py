@@ -45,6 +45,15 @@ def clean_text(value: str) -> str:
     )
 
 
+def _visible(text: str) -> bool:
+    """Whether any character would show: zero-width and format characters alone
+    (U+200B, U+2060, U+FEFF, ...) make a comment that displays as nothing."""
+    return any(
+        not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Zs", "Zl", "Zp")
+        for ch in text
+    )
+
+
 _FIELD_LABELS = {
     "author": "Your name",
     "body": "Comment",
@@ -70,7 +79,7 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
         raise ApiError(400, "invalid_field", f"{label} must be text.", field) from None
     author = clean_text(submission.author).strip()
     body = clean_text(submission.body).strip()
-    if not body:
+    if not _visible(body):
         raise ApiError(400, "empty_comment", "Comment field is required.", "body")
     if len(body) > max_body:
         raise ApiError(

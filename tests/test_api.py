@@ -137,6 +137,13 @@ def test_listing_paginates_newest_first(client, article_slug, redis_client):
         ({"json": {"body": "hi", "author": ["x"]}}, 400, "invalid_field", "author"),
         ({"json": {"body": "hi", "challenge_id": "unknown", "captcha_answer": "AAAAAA"}}, 400,
          "captcha_failed", "captcha_answer"),
+
+        # Hostile JSON that once reached a 500 (helper fuzzing, stop 14):
+        ({"data": "[" * 30_000, "content_type": "application/json"}, 400, "invalid_json", None),
+        ({"data": '{"body": "hi", "challenge_id": "\\ud800"}',
+          "content_type": "application/json"}, 400, "invalid_json", None),
+        ({"data": "null", "content_type": "application/json"}, 400, "invalid_body", None),
+        ({"json": {"body": "\u200b\u2060\ufeff \u200d"}}, 400, "empty_comment", "body"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(client, article_slug, redis_client, kwargs, status, code, field):

@@ -360,9 +360,10 @@ def test_a_queued_check_survives_redis_forgetting_its_script(redis_client):
     assert not store.verify(challenge.id, "ABCDEF")  # consumed exactly once
 
 
-def test_a_queued_check_of_a_malformed_id_queues_nothing(redis_client):
+@pytest.mark.parametrize("malformed", ["x" * 65, "\ud800", "a b", "k:*", "\u0663"])
+def test_a_queued_check_of_a_malformed_id_queues_nothing(redis_client, malformed):
     store = ChallengeStore(redis_client, text_source=fixed("ABCDEF"))
     with redis_client.pipeline(transaction=False) as pipe:
-        read = store.queue_check(pipe, "x" * 65, "ABCDEF")
+        read = store.queue_check(pipe, malformed, "ABCDEF")
         assert len(pipe) == 0
     assert not read(None).ok

@@ -222,6 +222,11 @@ def test_bad_decisions_are_400_and_write_nothing(
         ("/claims", {"json": {"count": True}}),
         ("/claims", {"json": {}}),
         ("/releases", {"json": {"ids": None}}),
+        ("/claims", {"data": "[" * 30_000, "content_type": "application/json"}),
+        ("/decisions", {"data": '{"ids": ["\\ud800"], "action": "approve"}',
+                        "content_type": "application/json"}),
+        ("/claims", {"data": '{"ids": ["\\udfff"]}', "content_type": "application/json"}),
+        ("/releases", {"data": '{"ids": ["a\\ud800b"]}', "content_type": "application/json"}),
     ],
 )
 def test_malformed_bodies_are_400(client, tokens, redis_client, path, kwargs):
@@ -231,6 +236,35 @@ def test_malformed_bodies_are_400(client, tokens, redis_client, path, kwargs):
     assert response.status_code == 400, response.get_data(as_text=True)
     assert set(response.get_json()["error"]) >= {"code", "message", "field"}
     assert snapshot(redis_client) == before
+
+
+@pytest.mark.parametrize(
+    "before", ["0-0", "0", "abc", "1-", "\u0663-\u0663", "18446744073709551616-0", "1-2-3"]
+)
+def test_a_decision_cursor_redis_cannot_use_is_400_not_503(client, tokens, before):
+    response = client.get(API + "/decisions", query_string={"before": before},
+                          headers=tokens["alice"])
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "before"
+
+
+def test_decision_cursors_page_back_in_time(client, tokens, redis_client):
+    first, second = held(redis_client, "one"), held(redis_client, "two")
+    for comment in (first, second):
+        client.post(API + f"/items/{comment.id}/decision", json={"action": "approve"},
+                    headers=tokens["alice"])
+    newest = client.get(API + "/decisions", headers=tokens["alice"]).get_json()["decisions"]
+    assert [d["comment_id"] for d in newest] == [second.id, first.id]
+
+    def page_before(cursor: str) -> list[str]:
+        answer = client.get(API + "/decisions", query_string={"before": cursor},
+                            headers=tokens["alice"])
+        assert answer.status_code == 200, cursor
+        return [d["comment_id"] for d in answer.get_json()["decisions"]]
+
+    assert page_before(newest[0]["entry_id"]) == [first.id]
+    assert page_before(newest[1]["entry_id"]) == []
+    assert page_before(str(2**64 - 1)) == [second.id, first.id]  # the largest id Redis takes
 
 
 def test_unknown_item_is_404(client, tokens, redis_client):

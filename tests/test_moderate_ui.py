@@ -88,7 +88,8 @@ def test_login_redirects_only_to_local_paths(app, accounts):
         return client.post("/login", data=data).headers["Location"]
 
     assert login_with_next("/moderate/history") == "/moderate/history"
-    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example",
+                 "/\r", "/moderate/\r\nSet-Cookie: x=1", "/\x7f"):
         assert login_with_next(evil) == "/moderate/"
 
 
@@ -173,6 +174,26 @@ def test_approve_one_publishes(alice, redis_client, article_slug):
     assert "Approved 1 comment" in alice.get("/moderate/").get_data(as_text=True)
     article = alice.get(f"/articles/{article_slug}").get_data(as_text=True)
     assert "Thoughtful words" in article
+
+
+def test_a_back_query_that_cannot_be_a_location_returns_to_the_plain_queue(
+    alice, redis_client
+):
+    comment = held(redis_client, "Thoughtful words")
+    form = {**queue_form(alice), "back": "sort=age\r\nSet-Cookie: x=1"}
+    response = alice.post("/moderate/act", data={**form, "do": f"approve|{comment.id}"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/moderate/#pos-0"
+    assert comments.get(redis_client, comment.id).status == "published"
+
+
+def test_history_ignores_a_cursor_redis_cannot_use(alice, redis_client):
+    comment = held(redis_client, "Thoughtful words")
+    alice.post("/moderate/act", data={**queue_form(alice), "do": f"approve|{comment.id}"})
+    for before in ("0-0", "\u0663-\u0663", "99999999999999999999-0"):
+        page = alice.get("/moderate/history", query_string={"before": before})
+        assert page.status_code == 200, before
+        assert "Thoughtful words" in page.get_data(as_text=True)
 
 
 def test_duplicates_show_as_one_group_and_bulk_reject(alice, redis_client):

@@ -25,6 +25,7 @@ from .common import (
     set_pass_cookie,
     submit_comment,
 )
+from .json_body import parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -37,16 +38,13 @@ def _require_article(slug: str) -> str:
     return slug
 
 
-def _json_body() -> dict:
+def _json_body() -> object:
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type",
             "Send the comment as JSON (Content-Type: application/json).",
         )
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.")
-    return data
+    return parse_json()
 
 
 @bp.post("/challenges")

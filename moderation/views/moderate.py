@@ -28,7 +28,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import queue as review
 from ..articles import all_articles, get_article
-from ..auth import current_user, login_required
+from ..auth import current_user, login_required, safe_next
 from ..serving_model import DENSE
 from ..text import normalize
 from ..users import OPERATOR
@@ -270,7 +270,8 @@ def queue():
 
 def _back_to_queue():
     query = request.form.get("back", "")
-    target = url_for("moderate.queue") + ("?" + query if query and "\n" not in query else "")
+    queue = url_for("moderate.queue")
+    target = (safe_next(f"{queue}?{query}") if query else None) or queue
     cursor = request.form.get("cursor", "")
     if cursor.isdigit():
         target += f"#pos-{int(cursor)}"
@@ -334,7 +335,7 @@ def _args_from(query: str) -> MultiDict:
 
 def render_history(*, error: str = "", status: int = 200):
     before = request.args.get("before") or None
-    if before and not re.fullmatch(r"\d{1,20}-\d{1,20}", before):
+    if before and not review.is_decision_id(before):
         before = None
     decisions = get_queue().recent_decisions(count=100, before=before)
     html = render_template(

@@ -28,6 +28,7 @@ from ..auth import token_required
 from ..comments import Comment
 from ..errors import ApiError
 from ..users import OPERATOR
+from .json_body import parse_json
 from .moderate import BadFilter, get_queue, parse_filters
 
 bp = Blueprint("moderate_api", __name__, url_prefix="/api/v1/moderation")
@@ -60,7 +61,7 @@ def _challenge(response):
 
 
 def _json_body() -> dict:
-    data = request.get_json(silent=True) if request.is_json else None
+    data = parse_json() if request.is_json else None
     if not isinstance(data, dict):
         raise ApiError(
             400, "invalid_body", "Send a JSON object with Content-Type: application/json."
@@ -257,7 +258,7 @@ def recent():
     except ValueError:
         raise ApiError(400, "invalid_field", "count must be a whole number.", "count") from None
     before = request.args.get("before") or None
-    if before is not None and not all(part.isdigit() for part in before.split("-", 1)):
+    if before is not None and not review.is_decision_id(before):
         raise ApiError(400, "invalid_field", "before must be a decision entry id.", "before")
     decisions = get_queue().recent_decisions(count=count, before=before)
     return jsonify(decisions=[d.to_dict() for d in decisions])

@@ -1,0 +1,43 @@
+"""Reading a JSON request body, with every way it can be wrong answered as a 400.
+
+``request.get_json(silent=True)`` lets two kinds of hostile JSON through to a 500:
+nesting deep enough to exhaust Python's recursion limit while parsing, and escapes
+of lone UTF-16 surrogates (``"\\ud800"``), which parse into strings that cannot be
+encoded again, so they fail later in Redis or a log line. Both are refused here,
+before any handler sees the data.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import request
+from werkzeug.exceptions import BadRequest
+
+from ..errors import ApiError
+
+
+def parse_json() -> object:
+    """The request's JSON document (any JSON value, ``null`` included) or ApiError(400)."""
+    try:
+        data = request.get_json(silent=False)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The JSON is nested too deeply.") from None
+    except BadRequest:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not _encodable(data):
+        raise ApiError(
+            400, "invalid_json",
+            "The JSON holds a lone surrogate escape (such as \\ud800), which is not text.",
+        )
+    return data
+
+
+def _encodable(data: object) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:  # parsed, but too deep to write back: as deep as refused above
+        return False
+    return True
