@@ -1,0 +1,94 @@
+"""The evaluation report: real protocol runs on the shipped data, written out and read back."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from training import datasets, evaluate, train
+
+
+def split(name: str, y, proba, publish_below: float, reject_at: float) -> evaluate.SplitResult:
+    y, proba = np.array(y), np.array(proba, dtype=float)
+    found = evaluate.metrics(y, proba, publish_below, reject_at)
+    return evaluate.SplitResult(name, found, found, 0, y, proba, publish_below, reject_at, 1.0)
+
+
+def test_pooled_shares_count_each_text_against_its_own_splits_thresholds():
+    first = split("A", [0, 0, 0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9, 0.05, 0.95], 0.2, 0.8)
+    second = split("B", [0, 1, 1, 1], [0.6, 0.1, 0.4, 0.7], 0.3, 0.65)
+    pooled = evaluate.pooled_shares([first, second])
+    assert pooled["ham_rejected"] == pytest.approx(1 / 5)  # A's 0.9; B's 0.6 is under 0.65
+    assert pooled["spam_published"] == pytest.approx(2 / 5)  # A's 0.05, B's 0.1
+    assert pooled["queue_share"] == pytest.approx(4 / 10)  # A's two 0.5s, B's 0.6 and 0.4
+
+
+def test_the_unseen_site_paragraph_states_the_pooled_shares_against_the_budgets():
+    lovo = [split("Psy", [0, 0, 1, 1], [0.1, 0.9, 0.05, 0.95], 0.2, 0.8)]
+    summary = evaluate.summarize({"lovo": lovo})
+    assert summary["lovo"]["pooled"] == {
+        "ham_rejected": 0.5, "spam_published": 0.5, "queue_share": 0.0}
+    text = evaluate.render_markdown("v", summary, CV, THRESHOLDS, [])
+    assert "blocked 50.00% of ham (budget 0.5%)" in text
+    assert "let through 50.00% of spam (budget 2%)" in text
+    assert "was exceeded here" in text and "Both budgets held" not in text
+
+    lovo = [split("Psy", [0, 0, 1, 1], [0.1, 0.5, 0.5, 0.95], 0.2, 0.8)]
+    text = evaluate.render_markdown("v", evaluate.summarize({"lovo": lovo}), CV, THRESHOLDS, [])
+    assert "blocked 0.00% of ham" in text and "Both budgets held." in text
+
+
+CV = {"mcc": 0.9, "f1": 0.9, "roc_auc": 0.99, "ham_rejected": 0.001,
+      "spam_published": 0.01, "queue_share": 0.08}
+THRESHOLDS = {"publish_below": 0.2, "reject_at": 0.9}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """TubeSpam and SMS protocols run for real; the CV part from a quick fit."""
+    corpus = datasets.load_shipped()
+    model = train.fit(corpus, quick=True)
+    results = evaluate.run_protocols(protocols=("tubespam", "sms"))
+    summary = evaluate.summarize(results)
+    cv = train.cv_summary(model, corpus.y, train.media(corpus))
+    thresholds = {"publish_below": model.publish_below, "reject_at": model.reject_at}
+    out = evaluate.write_report(tmp_path_factory.mktemp("reports"), "v-test", summary, cv,
+                                thresholds, corpus.y, model.cv["oof_proba"], results)
+    return out, summary
+
+
+def table_rows(markdown: str, first_cell: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith(f"| {first_cell} ")
+    ]
+
+
+def test_every_protocol_row_shows_the_three_way_shares_of_its_own_split(report):
+    out, summary = report
+    markdown = (out / "report.md").read_text()
+    header = table_rows(markdown, "split")[0]
+    assert header[9:12] == ["blocked ham", "spam published", "queued"]
+    for name, found in {**summary["tubespam"]["videos"], "SMS": summary["sms"]}.items():
+        (row,) = table_rows(markdown, name)
+        assert len(row) == len(header)
+        assert row[2] == f"{found['mcc']:.3f}"
+        assert row[10] == f"{found['spam_published']:.2%}"
+        assert row[12] in ("PASS", "FAIL")
+
+
+def test_the_report_folder_holds_the_plots_it_links_and_strict_json(report):
+    out, summary = report
+    markdown = (out / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert sorted(linked) == sorted(p.name for p in out.glob("*.png"))
+    assert len(linked) == 5
+    for name in linked:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["protocols"]["tubespam"]["videos"].keys() == summary["tubespam"]["videos"].keys()
+    assert data["thresholds"]["publish_below"] < data["thresholds"]["reject_at"]
