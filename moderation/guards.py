@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,8 +197,14 @@ class WordListFile:
 
 
 def text_digest(body: str) -> str:
-    """Fingerprint of a comment's normalized text (the unit of "the same comment")."""
-    return hashlib.sha256(normalize(body).encode()).hexdigest()[:32]
+    """Fingerprint of a comment's normalized text (the unit of "the same comment").
+
+    A comment of emoji or punctuation only normalizes to nothing; fingerprinting
+    that would make every such comment "the same" ("👍" a repeat of "❤️"), so
+    those are fingerprinted by their text as typed (NFKC, case-folded).
+    """
+    key = normalize(body) or unicodedata.normalize("NFKC", body).casefold().strip()
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def count_links(body: str) -> int:

@@ -327,6 +327,16 @@ def test_same_text_from_same_client_is_rejected(make_app, article_slug, redis_cl
         assert again.get_json()["error"]["code"] == "repeat_same_client"
 
 
+def test_different_emoji_only_comments_are_not_repeats_of_each_other(
+    make_app, article_slug, redis_client
+):
+    client = make_app(**MODEL_OFF).test_client()
+    assert api_post(client, article_slug, "\U0001f44d").status_code == 201
+    assert api_post(client, article_slug, "\u2764\ufe0f\U0001f525").status_code == 201
+    again = api_post(client, article_slug, "\U0001f44d")
+    assert again.get_json()["error"]["code"] == "repeat_same_client"
+
+
 @VIA
 def test_same_text_to_same_article_from_another_client_is_held(make_app, article_slug,
                                                                redis_client, via):
