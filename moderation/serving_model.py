@@ -23,6 +23,7 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ DENSE: dict[str, DenseFeatures] = {
     "moderation.text.signal_matrix": DenseFeatures(
         text.signal_matrix, text.SIGNAL_NAMES, text.signals),
     "moderation.text.promotion_matrix": DenseFeatures(
-        text.promotion_matrix, text.PROMOTION_NAMES, text.promotion),
+        text.promotion_matrix, text.PROMOTION_NAMES, partial(text.promotion, version=1)),
+    "moderation.text.promotion_matrix_2": DenseFeatures(
+        text.promotion_matrix_2, text.PROMOTION_NAMES, partial(text.promotion, version=2)),
 }
 #: Text functions a model may refer to by name (the same ones skops is told to trust):
 #: the normalizer as a vectorizer's preprocessor, and the dense blocks' functions.

@@ -393,7 +393,7 @@ def test_promotion_reaches_two_worker_processes_within_two_seconds(
 
 @pytest.mark.parametrize("text", TRICKY[3:] + ["Subscribe to my channel for FREE gift cards!!!"])
 def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(scorer, text):
-    from moderation.text import PROMOTION_NAMES, SIGNAL_NAMES, promotion_matrix, signal_matrix
+    from moderation.text import PROMOTION_MATRICES, PROMOTION_NAMES, SIGNAL_NAMES, signal_matrix
 
     features = scorer.pipeline.named_steps["features"]
     coef = scorer.pipeline.named_steps["clf"].coef_.ravel()
@@ -406,7 +406,8 @@ def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(score
              if j < len(names)]
     # Dense blocks (signals, promotion cues): raw values relative to the training mean,
     # times the coefficient and the block's transformer weight.
-    dense_names = {signal_matrix: SIGNAL_NAMES, promotion_matrix: PROMOTION_NAMES}
+    dense_names = {signal_matrix: SIGNAL_NAMES,
+                   **dict.fromkeys(PROMOTION_MATRICES.values(), PROMOTION_NAMES)}
     values, weights, labels = [], [], []
     for name, block in features.transformer_list[2:]:
         values += block.func([text])[0].tolist()

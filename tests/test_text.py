@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation.text import (
+    PROMOTION_MATRICES,
     PROMOTION_NAMES,
+    PROMOTION_VERSION,
     SIGNAL_NAMES,
     normalize,
     promotion,
@@ -143,7 +145,7 @@ def test_promotion_cues_never_raise_and_have_fixed_width(text):
         ("Check out my channel!", True, True),
         ("SUBSCRIBE to me, sub to me", True, False),
         ("Follow me on twitter", True, False),
-        ("Check my first video out, please subscribe", True, False),
+        ("Check my first video out, please subscribe", True, True),
         ("We made a cover, listen to our new song", False, True),
         ("ｃｈｅｃｋ ｏｕｔ my vidéo", True, True),  # read from the normalized text
         ("I disagree with this article about the election.", False, False),
@@ -154,6 +156,27 @@ def test_promotion_cues_find_requests_and_own_work(text, asks, own):
     values = dict(zip(PROMOTION_NAMES, promotion(text), strict=True))
     assert (values["asks_for_visit"] > 0) is asks
     assert (values["own_channel_or_work"] > 0) is own
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("come and see what we made", "asks_for_visit"),
+        ("check me on insta", "asks_for_visit"),
+        ("sub me back, I sub you", "asks_for_visit"),
+        ("search the name and press play", "asks_for_visit"),
+        ("this is my newest video", "own_channel_or_work"),
+        ("our latest song is up", "own_channel_or_work"),
+    ],
+)
+def test_the_second_patterns_find_more_and_the_first_stay_as_models_were_fitted(text, cue):
+    column = list(PROMOTION_NAMES).index(cue)
+    assert promotion(text, version=2)[column] > 0
+    assert promotion(text, version=1)[column] == 0  # a saved version-1 model scores as before
+    assert promotion(text) == promotion(text, version=PROMOTION_VERSION) == promotion(
+        text, version=2)
+    assert PROMOTION_MATRICES[1]([text])[0, column] == 0
+    assert PROMOTION_MATRICES[2]([text])[0, column] > 0
 
 
 def test_promotion_cues_count_repeats_and_stack_into_a_matrix():

@@ -32,10 +32,11 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.preprocessing import normalize as normalize_rows
 
 from moderation.text import (
+    PROMOTION_MATRICES,
+    PROMOTION_VERSION,
     TRAINING_CACHE_SIZE,
     ensure_cache_size,
     normalize,
-    promotion_matrix,
     signal_matrix,
 )
 
@@ -67,6 +68,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # TubeSpam splits (a dense, strongly predictive column takes weight from the words);
     # 0.3 helped both; 0 leaves the block out. training/README.md, sixth round.
     "promotion_weight": 0.3,
+    # Which version of the cue patterns (moderation.text): 2 added a few phrases
+    # (training/README.md, ninth round).
+    "promotion_cues": PROMOTION_VERSION,
     # Weight of the foreign medium's own copy of every feature (Daume III 2007,
     # "Frustratingly easy domain adaptation"): SMS texts are fitted with the shared
     # weights plus weights of their own, comments with the shared ones only, and the
@@ -83,6 +87,7 @@ BEFORE_THEY_EXISTED: dict[str, Any] = {
     "single_source_weight": 1.0,  # full idf for every term
     "binary": False,  # sublinear counts
     "promotion_weight": 0.0,  # no self-promotion block
+    "promotion_cues": 1,  # the first patterns
     "foreign_copy_weight": 0.0,  # every text fitted with the shared weights only
 }
 
@@ -143,7 +148,8 @@ def build_features(params: dict[str, Any]) -> FeatureUnion:
               ("signals", FunctionTransformer(signal_matrix, validate=False))]
     weight = float(params.get("promotion_weight", 0.0))
     if weight:
-        blocks.append(("promotion", FunctionTransformer(promotion_matrix, validate=False)))
+        cues = PROMOTION_MATRICES[int(params.get("promotion_cues", 1))]
+        blocks.append(("promotion", FunctionTransformer(cues, validate=False)))
     # The weight scales the block's columns (the serving export folds it into the
     # coefficients), so the L2 penalty holds them back more than the word features.
     return FeatureUnion(blocks, transformer_weights={"promotion": weight} if weight else None)
