@@ -6,7 +6,9 @@ workers, so every worker shares it, and stops it on exit.
 
 import ctypes
 import gc
+import logging
 import os
+import re
 from pathlib import Path
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -29,8 +31,21 @@ control_socket_disable = len(os.fsencode(control_socket)) > 100
 _embedded = None
 
 
+class _HideClientAddress(logging.Filter):
+    """gunicorn's "Invalid request from ip=...: ..." names the client. The app logs no
+    client address (README, Privacy), and neither does the access log format above."""
+
+    _ADDRESS = re.compile(r"\bip=\S*?: ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "ip=" in record.msg:
+            record.msg = self._ADDRESS.sub("ip=(hidden): ", record.msg)
+        return True
+
+
 def on_starting(server):
     global _embedded
+    server.log.error_log.addFilter(_HideClientAddress())
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
     if not os.environ.get("REDIS_URL"):

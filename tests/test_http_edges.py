@@ -67,3 +67,12 @@ def test_a_chunked_body_under_the_limit_is_read_whole(server):
     status, answer = exchange(server.port, HEAD + chunked(body, size=7))
     assert status == 400  # no CAPTCHA answer: the body itself was read as JSON
     assert answer["error"]["code"] == "captcha_failed"
+
+
+def test_gunicorn_answers_a_broken_request_line_without_logging_the_client_address(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(100).startswith(b"HTTP/1.1 400")
+    log = server.log_path.read_text()
+    assert "Invalid request from ip=(hidden): " in log
+    assert "ip=127.0.0.1" not in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -163,7 +164,19 @@ def test_under_gunicorn_a_scrape_adds_up_every_worker(models_dir):
         except urllib.error.HTTPError as refused:  # 422: stored as rejected
             return refused.code, json.loads(refused.read())
 
+    def serving_pids() -> set[str]:
+        with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
+            metrics = samples(answer.read().decode())
+        return {dict(labels)["pid"] for (name, labels), v in metrics.items()
+                if name == "moderation_model_info" and v == 1}
+
     with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": str(models_dir)}) as server:
+        # The server answers once one worker is up; on a busy machine the other may
+        # still be loading its model. Both must come up, however long that takes here.
+        workers = {str(pid) for pid in server.worker_pids()}
+        deadline = time.monotonic() + 60
+        while serving_pids() != workers and time.monotonic() < deadline:
+            time.sleep(0.2)
         path = f"/api/v1/articles/{default_article().slug}/comments"
         posts = 8
         for i in range(posts):  # sync workers: the requests spread over both
