@@ -45,6 +45,12 @@ def clean_text(value: str) -> str:
     )
 
 
+def _typed_length(raw: str, cleaned: str) -> int:
+    """Characters as typed: the shorter of the raw and the cleaned text (cleaning drops
+    control characters and surrounding space, and NFC may lengthen or shorten)."""
+    return min(len(raw.strip()), len(cleaned))
+
+
 def _visible(text: str) -> bool:
     """Whether any character would show: zero-width and format characters alone
     (U+200B, U+2060, U+FEFF, ...) make a comment that displays as nothing."""
@@ -81,15 +87,20 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
     body = clean_text(submission.body).strip()
     if not _visible(body):
         raise ApiError(400, "empty_comment", "Comment field is required.", "body")
-    if len(body) > max_body:
+    # Limits count what was typed (as a browser's maxlength does): NFC spells a few
+    # letters (Devanagari qa, ...) in two code points, and a reader whose 3,000 letters
+    # fit the form should not be told they typed 6,000.
+    if _typed_length(submission.body, body) > max_body:
         raise ApiError(
             400, "comment_too_long",
-            f"Comment is {len(body)} characters long; the limit is {max_body}.", "body",
+            f"Comment is {_typed_length(submission.body, body)} characters long; "
+            f"the limit is {max_body}.", "body",
         )
-    if len(author) > max_name:
+    if _typed_length(submission.author, author) > max_name:
         raise ApiError(
             400, "name_too_long",
-            f"Your name is {len(author)} characters long; the limit is {max_name}.", "author",
+            f"Your name is {_typed_length(submission.author, author)} characters long; "
+            f"the limit is {max_name}.", "author",
         )
     return submission.model_copy(
         update={

@@ -144,6 +144,8 @@ def test_listing_paginates_newest_first(client, article_slug, redis_client):
           "content_type": "application/json"}, 400, "invalid_json", None),
         ({"data": "null", "content_type": "application/json"}, 400, "invalid_body", None),
         ({"json": {"body": "\u200b\u2060\ufeff \u200d"}}, 400, "empty_comment", "body"),
+        # 5,001 letters that NFC spells in two code points each: counted as typed.
+        ({"json": {"body": "\u0958" * 5001}}, 400, "comment_too_long", "body"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(client, article_slug, redis_client, kwargs, status, code, field):
@@ -153,6 +155,14 @@ def test_bad_input_is_a_clear_4xx(client, article_slug, redis_client, kwargs, st
     error = response.get_json()["error"]
     assert error["code"] == code and error["field"] == field and error["message"]
     assert redis_client.zcard(keys.ALL_COMMENTS) == published_before
+
+
+def test_a_limit_counts_the_letters_typed_not_their_normalized_spelling(client, article_slug):
+    response = post(client, article_slug, "\u0958" * 5001)
+    assert "Comment is 5001 characters long; the limit is 5000." in (
+        response.get_json()["error"]["message"])
+    typed = "\u0958" * 2600  # 5,200 code points once NFC has spelled them
+    assert post(client, article_slug, typed).status_code in (201, 202, 422)
 
 
 def test_unknown_article_is_404_json(client):
