@@ -28,8 +28,8 @@ voices: install  ## the audio CAPTCHA's larger voice library, built once when es
 	print('audio CAPTCHA: espeak-ng not installed, using the captcha package voice') if not shutil.which('espeak-ng') \
 	else print('audio CAPTCHA voice library built:', build_voice_library(target), 'in', target)"
 
-run: model voices  ## serve on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
-	@echo "Serving on http://127.0.0.1:8000/  (Ctrl-C stops the service and its embedded Redis)"
+run: model voices  ## serve on http://127.0.0.1:8000, or BIND (embedded Redis unless REDIS_URL is set)
+	@echo "Serving on http://$${BIND:-127.0.0.1:8000}/  (Ctrl-C stops the service and its embedded Redis)"
 	$(BIN)/gunicorn -c gunicorn.conf.py moderation.wsgi:app
 
 test: install  ## everything CI checks: lint, then the tests
