@@ -234,6 +234,22 @@ def test_a_version_saved_before_a_setting_existed_is_evaluated_as_it_was_trained
     assert saved_params(recorded)["binary"] == recorded["binary"]
 
 
+def test_a_version_fitted_with_the_first_promotion_patterns_keeps_them(models_dir):
+    from moderation import model_registry
+    from moderation.text import PROMOTION_MATRICES, PROMOTION_VERSION
+    from training.pipeline import build_features, saved_params
+
+    def cue_function(params: dict):
+        return dict(build_features(params).transformer_list)["promotion"].func
+
+    older = saved_params({"promotion_weight": 0.3})  # saved before promotion_cues existed
+    assert cue_function(older) is PROMOTION_MATRICES[1]
+    current = (models_dir / "CURRENT").read_text().strip()
+    recorded = model_registry.read_metadata(models_dir, current)["params"]
+    assert recorded["promotion_cues"] == PROMOTION_VERSION
+    assert cue_function(saved_params(recorded)) is PROMOTION_MATRICES[PROMOTION_VERSION]
+
+
 def test_cross_validation_is_reported_per_medium_as_well_as_on_the_mix(models_dir):
     """The service scores comments: their figures must not hide behind the SMS texts'."""
     from moderation import model_registry
