@@ -270,8 +270,8 @@ def queue():
 
 def _back_to_queue():
     query = request.form.get("back", "")
-    queue = url_for("moderate.queue")
-    target = (safe_next(f"{queue}?{query}") if query else None) or queue
+    plain = url_for("moderate.queue")
+    target = (safe_next(f"{plain}?{query}") if query else None) or plain
     cursor = request.form.get("cursor", "")
     if cursor.isdigit():
         target += f"#pos-{int(cursor)}"
