@@ -187,6 +187,18 @@ def test_a_back_query_that_cannot_be_a_location_returns_to_the_plain_queue(
     assert comments.get(redis_client, comment.id).status == "published"
 
 
+@pytest.mark.parametrize("cursor", ["\u00b2", "\u2075", "9" * 5000, "-1", "1e3"])
+def test_a_position_that_is_not_a_small_number_is_left_out_of_the_redirect(
+    alice, redis_client, cursor
+):
+    comment = held(redis_client, "Thoughtful words")
+    form = {**queue_form(alice), "cursor": cursor}
+    response = alice.post("/moderate/act", data={**form, "do": f"approve|{comment.id}"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/moderate/"
+    assert comments.get(redis_client, comment.id).status == "published"
+
+
 def test_history_ignores_a_cursor_redis_cannot_use(alice, redis_client):
     comment = held(redis_client, "Thoughtful words")
     alice.post("/moderate/act", data={**queue_form(alice), "do": f"approve|{comment.id}"})

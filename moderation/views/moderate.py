@@ -272,8 +272,10 @@ def _back_to_queue():
     query = request.form.get("back", "")
     plain = url_for("moderate.queue")
     target = (safe_next(f"{plain}?{query}") if query else None) or plain
+    # ASCII digits only, and few: str.isdigit() also takes "²", which int() refuses,
+    # and int() refuses more than 4,300 digits.
     cursor = request.form.get("cursor", "")
-    if cursor.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", cursor):
         target += f"#pos-{int(cursor)}"
     return redirect(target, code=303)
 
