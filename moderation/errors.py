@@ -13,7 +13,7 @@ import logging
 import redis
 from flask import Flask, jsonify, render_template, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,26 @@ def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
-    def refuse_oversized_chunked_bodies():
-        # A Content-Length over the limit is refused by werkzeug before any view
-        # runs. A chunked body has none: werkzeug reads it up to the limit and stops
-        # there without a word, so a view would see a truncated body ("not valid
-        # JSON"). Reading one byte more is what makes its stream raise the 413.
-        if request.content_length is None and request.max_content_length is not None \
+    def read_whole_body():
+        # Under gunicorn (which sets wsgi.input_terminated) werkzeug reads a body up
+        # to MAX_CONTENT_LENGTH and stops there without a word: a chunked body over
+        # the limit, or one shorter than its Content-Length, would reach a view cut
+        # short and be answered "not valid JSON". Read here, the first is a 413
+        # (reading one byte more makes werkzeug's stream raise it) and the second is
+        # a 400 saying the body ended early (ClientDisconnected, handled below).
+        # Forms are left alone: CSRF protection may have parsed them already, and a
+        # form cut short only lacks fields, which its view reports.
+        if request.mimetype in FORM_TYPES:
+            return
+        if request.content_length:
+            if len(request.get_data(cache=True)) < request.content_length:
+                raise ClientDisconnected()
+        elif request.max_content_length is not None \
                 and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             request.get_data(cache=True)
             request.stream.read(1)
@@ -100,9 +112,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ParseException)
     @app.errorhandler(NoMoreData)
+    @app.errorhandler(ClientDisconnected)
     def handle_broken_body(exc: Exception):
-        # gunicorn reads a chunked body only when the app does, so a broken chunk
-        # size or a body cut short surfaces here, inside a view: the client's fault.
+        # gunicorn reads a body only when the app does, so a broken chunk size or a
+        # body cut short (werkzeug: ClientDisconnected) surfaces here, inside a view.
         log.info("broken request body on %s %s: %s", request.method, request.path,
                  type(exc).__name__)
         return error_response(ApiError(

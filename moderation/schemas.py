@@ -84,6 +84,7 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
             raise ApiError(400, "missing_field", f"{label} is required.", field) from None
         raise ApiError(400, "invalid_field", f"{label} must be text.", field) from None
     author = clean_text(submission.author).strip()
+    author = author if _visible(author) else ""  # an invisible name is no name
     body = clean_text(submission.body).strip()
     if not _visible(body):
         raise ApiError(400, "empty_comment", "Comment field is required.", "body")

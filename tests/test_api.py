@@ -143,6 +143,8 @@ def test_listing_paginates_newest_first(client, article_slug, redis_client):
         ({"data": '{"body": "hi", "challenge_id": "\\ud800"}',
           "content_type": "application/json"}, 400, "invalid_json", None),
         ({"data": "null", "content_type": "application/json"}, 400, "invalid_body", None),
+        ({"data": b'{"body": "\xed\xa0\x80"}', "content_type": "application/json"}, 400,
+         "invalid_json", None),  # a surrogate as raw bytes, which json.loads lets through
         ({"json": {"body": "\u200b\u2060\ufeff \u200d"}}, 400, "empty_comment", "body"),
         # 5,001 letters that NFC spells in two code points each: counted as typed.
         ({"json": {"body": "\u0958" * 5001}}, 400, "comment_too_long", "body"),
@@ -163,6 +165,12 @@ def test_a_limit_counts_the_letters_typed_not_their_normalized_spelling(client, 
         response.get_json()["error"]["message"])
     typed = "\u0958" * 2600  # 5,200 code points once NFC has spelled them
     assert post(client, article_slug, typed).status_code in (201, 202, 422)
+
+
+def test_an_invisible_name_is_stored_as_no_name(client, article_slug, redis_client):
+    response = post(client, article_slug, HAM, author="\u202e\u200b\u2060")
+    stored = comments.get(redis_client, response.get_json()["id"])
+    assert stored.author == ""
 
 
 def test_unknown_article_is_404_json(client):

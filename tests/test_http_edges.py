@@ -62,6 +62,33 @@ def test_a_chunked_body_over_the_limit_is_413_like_a_declared_one(server):
     assert answer["error"]["code"] == "request_entity_too_large"
 
 
+def half_closed(port: int, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` and say it is all the client will send (a body cut short)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        HEAD + b"40\r\n" + b'{"body": "cut', # a chunk that never ends
+        HEAD.replace(b"Transfer-Encoding: chunked", b"Content-Length: 100")
+        + b'{"body": "cut',  # fewer bytes than declared
+    ],
+)
+def test_a_body_that_ends_early_is_400_saying_so(server, request_bytes):
+    status, answer = half_closed(server.port, request_bytes)
+    assert status == 400
+    assert answer["error"]["code"] == "malformed_body"
+    assert "ended early" in answer["error"]["message"]
+
+
 def test_a_chunked_body_under_the_limit_is_read_whole(server):
     body = json.dumps({"body": "A thoughtful comment. " * 40}).encode()
     status, answer = exchange(server.port, HEAD + chunked(body, size=7))

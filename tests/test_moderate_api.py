@@ -221,6 +221,7 @@ def test_bad_decisions_are_400_and_write_nothing(
         ("/claims", {"json": {"count": "5"}}),
         ("/claims", {"json": {"count": True}}),
         ("/claims", {"json": {}}),
+        ("/claims", {"json": {"count": 1, "ids": ["a"]}}),
         ("/releases", {"json": {"ids": None}}),
         ("/claims", {"data": "[" * 30_000, "content_type": "application/json"}),
         ("/decisions", {"data": '{"ids": ["\\ud800"], "action": "approve"}',

@@ -2,7 +2,8 @@
 
 ``request.get_json(silent=True)`` lets two kinds of hostile JSON through to a 500:
 nesting deep enough to exhaust Python's recursion limit while parsing, and escapes
-of lone UTF-16 surrogates (``"\\ud800"``), which parse into strings that cannot be
+of lone UTF-16 surrogates (``"\\ud800"``, or the same as raw bytes, which Python's
+JSON decoder lets through), which parse into strings that cannot be
 encoded again, so they fail later in Redis or a log line. Both are refused here,
 before any handler sees the data.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 
 from flask import request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, ClientDisconnected
 
 from ..errors import ApiError
 
@@ -23,12 +24,15 @@ def parse_json() -> object:
         data = request.get_json(silent=False)
     except RecursionError:
         raise ApiError(400, "invalid_json", "The JSON is nested too deeply.") from None
+    except ClientDisconnected:
+        raise  # the body ended early: errors.py says so, rather than "not valid JSON"
     except BadRequest:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not _encodable(data):
         raise ApiError(
             400, "invalid_json",
-            "The JSON holds a lone surrogate escape (such as \\ud800), which is not text.",
+            "The JSON holds a lone UTF-16 surrogate (an escape such as \\ud800, or its "
+            "bytes in the body), which is not text.",
         )
     return data
 

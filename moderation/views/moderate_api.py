@@ -174,7 +174,9 @@ def stats():
 def claim():
     data = _json_body()
     lease = current_app.config["LEASE_SECONDS"]
-    if "count" in data and "ids" not in data:
+    if "count" in data and "ids" in data:
+        raise ApiError(400, "invalid_body", "Send either ids or count, not both.", "count")
+    if "count" in data:
         count = data["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100:
             raise ApiError(
