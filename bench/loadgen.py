@@ -107,7 +107,11 @@ def _run_python(base_url, request_file, duration, connections, delay_ms) -> dict
         capture_output=True, text=True, check=True,
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout
-    return json.loads(out)
+    raw = json.loads(out)
+    # JSON object keys are strings: the statuses come back as {"201": n}, and every
+    # reader of a run (as of wrk's, above) counts them by int.
+    raw["statuses"] = {int(k): v for k, v in raw["statuses"].items()}
+    return raw
 
 
 # --- the asyncio fallback client (runs as `python -m bench.loadgen`) ---------------
