@@ -85,17 +85,13 @@ return {0, limit - used}
 NOT_CHECKED = Check(ok=False, attempts_left=0)
 
 
-#: What ``secrets.token_urlsafe`` produces. Anything else cannot be one of ours, and
-#: a lone surrogate in it could not even be sent to Redis.
-_ID_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+#: What ``secrets.token_urlsafe`` produces, up to MAX_ID_LENGTH. Anything else cannot
+#: be one of ours, and a lone surrogate in it could not even be sent to Redis.
+_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}", re.ASCII)
 
 
 def _valid_id(challenge_id: str | None) -> bool:
-    return (
-        bool(challenge_id)
-        and len(challenge_id) <= MAX_ID_LENGTH
-        and _ID_RE.fullmatch(challenge_id) is not None
-    )
+    return challenge_id is not None and _ID_RE.fullmatch(challenge_id) is not None
 
 
 def _check_of_reply(reply) -> Check:

@@ -19,7 +19,6 @@ import os
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import redis
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from . import keys
-from .text import URL_TOKEN, normalize
+from .text import URL_TOKEN, normalize, same_text_key
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +196,9 @@ class WordListFile:
 
 
 def text_digest(body: str) -> str:
-    """Fingerprint of a comment's normalized text (the unit of "the same comment").
-
-    A comment of emoji or punctuation only normalizes to nothing; fingerprinting
-    that would make every such comment "the same" ("👍" a repeat of "❤️"), so
-    those are fingerprinted by their text as typed (NFKC, case-folded).
-    """
-    key = normalize(body) or unicodedata.normalize("NFKC", body).casefold().strip()
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    """Fingerprint of a comment's :func:`~moderation.text.same_text_key` (the unit of
+    "the same comment")."""
+    return hashlib.sha256(same_text_key(body).encode()).hexdigest()[:32]
 
 
 def count_links(body: str) -> int:

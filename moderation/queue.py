@@ -31,7 +31,7 @@ import redis
 
 from . import keys
 from .comments import HELD, PUBLISHED, REJECTED, Comment
-from .text import normalize as _normalize
+from .text import same_text_key
 
 APPROVE = "approve"
 REJECT = "reject"
@@ -251,7 +251,7 @@ def is_decision_id(raw: str) -> bool:
 
 def group_key(text: str) -> str:
     """Comments with the same key are near-duplicates (same normalized text)."""
-    return _normalize(text) or text.strip().casefold()
+    return same_text_key(text)
 
 
 # ---------------------------------------------------------------------------

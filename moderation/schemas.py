@@ -91,17 +91,15 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
     # Limits count what was typed (as a browser's maxlength does): NFC spells a few
     # letters (Devanagari qa, ...) in two code points, and a reader whose 3,000 letters
     # fit the form should not be told they typed 6,000.
-    if _typed_length(submission.body, body) > max_body:
+    if (typed := _typed_length(submission.body, body)) > max_body:
         raise ApiError(
             400, "comment_too_long",
-            f"Comment is {_typed_length(submission.body, body)} characters long; "
-            f"the limit is {max_body}.", "body",
+            f"Comment is {typed} characters long; the limit is {max_body}.", "body",
         )
-    if _typed_length(submission.author, author) > max_name:
+    if (typed := _typed_length(submission.author, author)) > max_name:
         raise ApiError(
             400, "name_too_long",
-            f"Your name is {_typed_length(submission.author, author)} characters long; "
-            f"the limit is {max_name}.", "author",
+            f"Your name is {typed} characters long; the limit is {max_name}.", "author",
         )
     return submission.model_copy(
         update={

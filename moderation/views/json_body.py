@@ -5,7 +5,8 @@ nesting deep enough to exhaust Python's recursion limit while parsing, and escap
 of lone UTF-16 surrogates (``"\\ud800"``, or the same as raw bytes, which Python's
 JSON decoder lets through), which parse into strings that cannot be
 encoded again, so they fail later in Redis or a log line. Both are refused here,
-before any handler sees the data.
+before any handler sees the data. (A body that ended early never gets here: errors.py
+reads the whole body before any view.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 
 from flask import request
-from werkzeug.exceptions import BadRequest, ClientDisconnected
+from werkzeug.exceptions import BadRequest
 
 from ..errors import ApiError
 
@@ -24,8 +25,6 @@ def parse_json() -> object:
         data = request.get_json(silent=False)
     except RecursionError:
         raise ApiError(400, "invalid_json", "The JSON is nested too deeply.") from None
-    except ClientDisconnected:
-        raise  # the body ended early: errors.py says so, rather than "not valid JSON"
     except BadRequest:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not _encodable(data):
@@ -40,8 +39,6 @@ def parse_json() -> object:
 def _encodable(data: object) -> bool:
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    except RecursionError:  # parsed, but too deep to write back: as deep as refused above
+    except (UnicodeEncodeError, RecursionError):  # RecursionError: parsed, but too deep
         return False
     return True
