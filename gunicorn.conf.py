@@ -6,6 +6,7 @@ workers, so every worker shares it, and stops it on exit.
 
 import ctypes
 import gc
+import json
 import logging
 import os
 import re
@@ -43,9 +44,36 @@ class _HideClientAddress(logging.Filter):
         return True
 
 
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it refused before the app ran (a request line
+    or headers too long or unreadable, a broken chunk), in the app's JSON error shape
+    (moderation/errors.py) instead of gunicorn's small HTML page. The path may be
+    unreadable, so every client gets JSON; forms never reach this far broken."""
+    from gunicorn.util import write_nonblock
+
+    if status_int == 501:  # gunicorn's "Bad Request" for a Transfer-Encoding it lacks
+        status_int = 400
+    if status_int >= 500:
+        code, message = "internal_error", "Something went wrong on our side."
+    else:
+        code = reason.lower().replace(" ", "_")
+        message = f"{reason}: {mesg}" if mesg else reason
+    body = json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def on_starting(server):
     global _embedded
     server.log.error_log.addFilter(_HideClientAddress())
+    # Workers fork from this process, so they inherit the replacement.
+    import gunicorn.util
+
+    gunicorn.util.write_error = _json_error
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
     if not os.environ.get("REDIS_URL"):

@@ -65,8 +65,8 @@ def create_app(
     sessions.init_app(app)
     # Each comment is normalized a few times in its own request, never again.
     text.set_cache_size(text.SERVING_CACHE_SIZE)
+    errors.init_app(app)  # before CSRF: its hook reads (and times out) every body first
     csrf.init_app(app)
-    errors.init_app(app)
     templating.init_app(app)
     policies.init_app(app)
 

@@ -95,6 +95,9 @@ def from_environment() -> dict[str, Any]:
         "MAX_COMMENT_CHARS": _int("MAX_COMMENT_CHARS", 5000),
         "MAX_NAME_CHARS": _int("MAX_NAME_CHARS", 60),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        # Under gunicorn: seconds a request body may stop arriving before a 408 frees
+        # the worker (below gunicorn's 30 s timeout, which kills it with a bare 500).
+        "BODY_TIMEOUT_SECONDS": _float("BODY_TIMEOUT_SECONDS", 10.0),
         "COMMENTS_PER_PAGE": _int("COMMENTS_PER_PAGE", 20),
         # A folder of the site's own articles (.txt, the shipped article's format).
         "ARTICLES_DIR": os.environ.get("ARTICLES_DIR", ""),

@@ -9,6 +9,8 @@ re-rendering the form, so they rarely reach these handlers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from flask import Flask, jsonify, render_template, request
@@ -60,7 +62,34 @@ def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+@contextmanager
+def _body_timeout(seconds: float) -> Iterator[None]:
+    """Give up on a body that stops arriving for ``seconds`` (gunicorn only).
+
+    A sync worker serves one request at a time; a client that declares a body and
+    then sends nothing would hold it until gunicorn's own timeout kills the worker
+    and answers a bare 500. Like nginx's client_body_timeout, this bounds the wait
+    between two reads (not the whole upload), and the socket is put back as it was.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    before = sock.gettimeout()
+    sock.settimeout(seconds)
+    try:
+        yield
+    except (TimeoutError, ClientDisconnected) as exc:
+        # werkzeug's stream turns the socket's timeout into ClientDisconnected.
+        if not isinstance(exc, TimeoutError) and not isinstance(exc.__context__, TimeoutError):
+            raise
+        raise ApiError(
+            408, "request_timeout",
+            f"The request body stopped arriving for {seconds:g} seconds, so nothing "
+            "was saved. Please send it again.",
+        ) from None
+    finally:
+        sock.settimeout(before)
 
 
 def init_app(app: Flask) -> None:
@@ -72,17 +101,18 @@ def init_app(app: Flask) -> None:
         # short and be answered "not valid JSON". Read here, the first is a 413
         # (reading one byte more makes werkzeug's stream raise it) and the second is
         # a 400 saying the body ended early (ClientDisconnected, handled below).
-        # Forms are left alone: CSRF protection may have parsed them already, and a
-        # form cut short only lacks fields, which its view reports.
-        if request.mimetype in FORM_TYPES:
+        # Registered before CSRF protection, so forms are read here too; werkzeug
+        # then parses them from the bytes read.
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if not request.content_length and not chunked:
             return
-        if request.content_length:
-            if len(request.get_data(cache=True)) < request.content_length:
-                raise ClientDisconnected()
-        elif request.max_content_length is not None \
-                and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            request.get_data(cache=True)
-            request.stream.read(1)
+        with _body_timeout(app.config["BODY_TIMEOUT_SECONDS"]):
+            if request.content_length:
+                if len(request.get_data(cache=True)) < request.content_length:
+                    raise ClientDisconnected()
+            elif request.max_content_length is not None:
+                request.get_data(cache=True)
+                request.stream.read(1)
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):

@@ -124,6 +124,7 @@ def document() -> dict[str, Any]:
                         "202": _json("Held for review", "Submitted"),
                         "400": _error("Invalid input, or a wrong/expired/required CAPTCHA"),
                         "404": _error("No such article"),
+                        "408": _error("The body stopped arriving (BODY_TIMEOUT_SECONDS)"),
                         "413": _error("Request body too large"),
                         "415": _error("Not JSON"),
                         "422": _json("Rejected (stored, never shown), with the reason", "Rejected"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -40,7 +41,8 @@ def exchange(port: int, request: bytes) -> tuple[int, dict]:
 def server(models_dir):
     from bench.common import Gunicorn
 
-    with Gunicorn("moderation.wsgi:app", env={"MODELS_DIR": str(models_dir)}) as running:
+    env = {"MODELS_DIR": str(models_dir), "BODY_TIMEOUT_SECONDS": "1"}
+    with Gunicorn("moderation.wsgi:app", env=env) as running:
         yield running
 
 
@@ -96,10 +98,75 @@ def test_a_chunked_body_under_the_limit_is_read_whole(server):
     assert answer["error"]["code"] == "captcha_failed"
 
 
+def answer_of(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Status, content type and body of the answer to ``request``, sent whole."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers["Content-Type"], body
+
+
 def test_gunicorn_answers_a_broken_request_line_without_logging_the_client_address(server):
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
-        connection.sendall(b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert connection.recv(100).startswith(b"HTTP/1.1 400")
+    status, content_type, body = answer_of(server.port, b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400
+    assert content_type == "application/json"
+    assert json.loads(body)["error"]["code"] == "bad_request"
     log = server.log_path.read_text()
     assert "Invalid request from ip=(hidden): " in log
     assert "ip=127.0.0.1" not in log
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code", "says"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+         414, "uri_too_long", "Request Line is too large"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+         431, "request_header_fields_too_large", "limit request headers"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: bogus\r\n\r\n",
+         400, "bad_request", "Unsupported transfer coding"),
+    ],
+)
+def test_what_gunicorn_refuses_before_the_app_runs_is_a_json_4xx(
+    server, request_bytes, status, code, says
+):
+    answered, content_type, body = answer_of(server.port, request_bytes)
+    assert (answered, content_type) == (status, "application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    assert says in error["message"]
+
+
+def stalled(port: int, request: bytes) -> tuple[float, int, str, bytes]:
+    """Send ``request``, keep the connection open and wait for the answer."""
+    started = time.monotonic()
+    status, content_type, body = answer_of(port, request)
+    return time.monotonic() - started, status, content_type, body
+
+
+def test_a_json_body_that_stops_arriving_is_408_within_the_body_timeout(server):
+    request = HEAD.replace(b"Transfer-Encoding: chunked", b"Content-Length: 100") + b'{"bo'
+    seconds, status, content_type, body = stalled(server.port, request)
+    assert (status, content_type) == (408, "application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == "request_timeout"
+    assert "stopped arriving for 1 seconds" in error["message"]
+    assert 0.9 < seconds < 5  # BODY_TIMEOUT_SECONDS=1, not gunicorn's 30 s worker kill
+
+
+def test_a_form_that_stops_arriving_is_408_as_a_page(server):
+    request = (
+        f"POST /articles/{default_article().slug}/comments HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+        "body=Half a comm"
+    ).encode()
+    seconds, status, content_type, body = stalled(server.port, request)
+    assert status == 408
+    assert content_type.startswith("text/html")
+    assert b"stopped arriving" in body
+    assert seconds < 5
