@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from training import datasets, evaluate, train
+from training import cli, datasets, evaluate, train, uncertainty
 
 
 def split(name: str, y, proba, publish_below: float, reject_at: float) -> evaluate.SplitResult:
@@ -39,6 +39,40 @@ def test_the_unseen_site_paragraph_states_the_pooled_shares_against_the_budgets(
     lovo = [split("Psy", [0, 0, 1, 1], [0.1, 0.5, 0.5, 0.95], 0.2, 0.8)]
     text = evaluate.render_markdown("v", evaluate.summarize({"lovo": lovo}), CV, THRESHOLDS, [])
     assert "blocked 0.00% of ham" in text and "Both budgets held." in text
+
+
+def test_errors_to_pass_counts_the_fewest_corrections_that_beat_the_target():
+    # 58 ham right, 2 ham flagged, 38 spam caught, 2 spam missed: MCC 0.917.
+    y = [0] * 60 + [1] * 40
+    proba = [0.1] * 58 + [0.9] * 2 + [0.9] * 38 + [0.1] * 2
+    assert uncertainty.mcc_of(*uncertainty.confusion(y, proba)) == pytest.approx(11 / 12)
+    assert uncertainty.errors_to_pass(y, proba, 0.9) == 0
+    assert uncertainty.errors_to_pass(y, proba, 0.925) == 1
+    assert uncertainty.errors_to_pass(y, proba, 0.99) == 4
+    assert uncertainty.errors_to_pass(y, proba, 1.0) is None  # MCC cannot exceed 1
+
+
+def test_the_mcc_interval_is_reproducible_and_widens_on_a_smaller_test_set():
+    y = np.array([0] * 60 + [1] * 40)
+    proba = np.array([0.1] * 58 + [0.9] * 2 + [0.9] * 38 + [0.1] * 2)
+    low, high = uncertainty.mcc_interval(y, proba)
+    assert low < 11 / 12 < high
+    assert uncertainty.mcc_interval(y, proba) == (low, high)
+    big_low, big_high = uncertainty.mcc_interval(np.tile(y, 10), np.tile(proba, 10))
+    assert high - low > 2 * (big_high - big_low)
+
+
+def test_a_missed_published_number_says_by_how_many_errors(capsys):
+    y = [0] * 60 + [1] * 40
+    proba = [0.1] * 58 + [0.9] * 2 + [0.9] * 38 + [0.1] * 2
+    summary = evaluate.summarize({"tubespam": [split("Psy", y, proba, 0.2, 0.8)]})
+    psy = summary["tubespam"]["videos"]["Psy"]
+    assert (psy["pass"], psy["errors_to_pass"]) == (False, 1)
+    text = evaluate.render_markdown("v", summary, CV, THRESHOLDS, [])
+    assert "Psy's MCC misses the published 0.925: 1 of its 4 errors would have to go" in text
+    assert "inside its 95% bootstrap interval" in text
+    cli._print_protocols(summary)  # the summary `train` and `evaluate` print
+    assert "Psy 0.917/0.925! (1 error short)" in capsys.readouterr().out
 
 
 CV = {"mcc": 0.9, "f1": 0.9, "roc_auc": 0.99, "ham_rejected": 0.001,
@@ -72,13 +106,30 @@ def test_every_protocol_row_shows_the_three_way_shares_of_its_own_split(report):
     out, summary = report
     markdown = (out / "report.md").read_text()
     header = table_rows(markdown, "split")[0]
-    assert header[9:12] == ["blocked ham", "spam published", "queued"]
+    assert {"blocked ham", "spam published", "queued"} <= set(header)
     for name, found in {**summary["tubespam"]["videos"], "SMS": summary["sms"]}.items():
-        (row,) = table_rows(markdown, name)
-        assert len(row) == len(header)
-        assert row[2] == f"{found['mcc']:.3f}"
-        assert row[10] == f"{found['spam_published']:.2%}"
-        assert row[12] in ("PASS", "FAIL")
+        (cells,) = table_rows(markdown, name)
+        row = dict(zip(header, cells, strict=True))
+        assert row["MCC"] == f"{found['mcc']:.3f}"
+        assert row["spam published"] == f"{found['spam_published']:.2%}"
+        assert row["target"] in ("PASS", "FAIL")
+
+
+def test_every_protocol_row_shows_its_errors_and_how_sure_its_mcc_is(report):
+    out, summary = report
+    markdown = (out / "report.md").read_text()
+    header = table_rows(markdown, "split")[0]
+    for name, found in {**summary["tubespam"]["videos"], "SMS": summary["sms"]}.items():
+        row = dict(zip(header, table_rows(markdown, name)[0], strict=True))
+        low, high = found["mcc_ci95"]
+        assert low <= found["mcc"] <= high
+        assert row["MCC 95% interval"] == f"{low:.3f}-{high:.3f}"
+        errors = found["false_positives"] + found["false_negatives"]
+        assert row["errors (FP/FN)"].startswith(f"{errors} (")
+        if name != "SMS":  # SMS must also keep blocked ham down, which errors do not say
+            assert (found["errors_to_pass"] == 0) == found["pass"]
+        if found["errors_to_pass"]:
+            assert f"{name}'s MCC misses the published" in markdown
 
 
 def test_the_report_folder_holds_the_plots_it_links_and_strict_json(report):

@@ -67,10 +67,18 @@ def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, cor
     return {"summary": summary, "report": out}
 
 
+def _short_by(row: dict) -> str:
+    """'' for a pass; else '!' and, on a small test set, how many errors it missed by."""
+    if row["pass"]:
+        return ""
+    needed = row.get("errors_to_pass")  # reports made before it was counted lack it
+    return "!" if not needed else f"! ({needed} error{'s' if needed > 1 else ''} short)"
+
+
 def _print_protocols(summary: dict) -> None:
     if "tubespam" in summary:
         t = summary["tubespam"]
-        cells = "  ".join(f"{n} {v['mcc']:.3f}/{v['published_mcc']:.3f}{'' if v['pass'] else '!'}"
+        cells = "  ".join(f"{n} {v['mcc']:.3f}/{v['published_mcc']:.3f}{_short_by(v)}"
                           for n, v in t["videos"].items())
         print(f"  TubeSpam MCC (ours/published): {cells}  -> {'PASS' if t['pass'] else 'FAIL'}")
     if "sms" in summary:

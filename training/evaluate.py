@@ -36,7 +36,7 @@ from sklearn.metrics import (
 
 from moderation.text import normalize
 
-from . import datasets, pipeline
+from . import datasets, pipeline, uncertainty
 from .datasets import YOUTUBE_VIDEOS, Corpus
 
 #: Published best results the targets compare against.
@@ -222,6 +222,7 @@ def summarize(results: dict[str, list[SplitResult]]) -> dict[str, Any]:
                 "removed_duplicates": r.removed_duplicates,
                 "published_mcc": published,
                 "pass": bool(r.metrics["mcc"] > published),
+                **_margin(r, published),
                 "C": r.C,
             }
         out["tubespam"] = {
@@ -236,6 +237,7 @@ def summarize(results: dict[str, list[SplitResult]]) -> dict[str, Any]:
             "mcc_as_published": round(r.metrics_as_published["mcc"], 4),
             "removed_duplicates": r.removed_duplicates,
             "published": PUBLISHED["sms"],
+            **_margin(r, PUBLISHED["sms"]["mcc"]),
             "pass": bool(
                 r.metrics["mcc"] > PUBLISHED["sms"]["mcc"]
                 and r.metrics["blocked_ham"] <= PUBLISHED["sms"]["blocked_ham"]
@@ -244,7 +246,7 @@ def summarize(results: dict[str, list[SplitResult]]) -> dict[str, Any]:
         }
     if "lovo" in results:
         rows = {r.name: {**_round(r.metrics), "removed_duplicates": r.removed_duplicates,
-                         "C": r.C} for r in results["lovo"]}
+                         **_margin(r), "C": r.C} for r in results["lovo"]}
         mean = float(np.mean([r.metrics["mcc"] for r in results["lovo"]]))
         out["lovo"] = {
             "videos": rows,
@@ -253,6 +255,18 @@ def summarize(results: dict[str, list[SplitResult]]) -> dict[str, Any]:
             "pass": bool(mean >= LOVO_TARGET_MCC),
             "pooled": _round(pooled_shares(results["lovo"])),
         }
+    return out
+
+
+def _margin(r: SplitResult, target: float | None = None) -> dict[str, Any]:
+    """The split's errors at 0.5, a 95% bootstrap interval of its MCC and, against a
+    published MCC, how many errors stand between it and a pass (training/uncertainty.py)."""
+    _, _, fp, fn = uncertainty.confusion(r.y, r.proba)
+    low, high = uncertainty.mcc_interval(r.y, r.proba)
+    out: dict[str, Any] = {"false_positives": fp, "false_negatives": fn,
+                           "mcc_ci95": [round(low, 4), round(high, 4)]}
+    if target is not None:
+        out["errors_to_pass"] = uncertainty.errors_to_pass(r.y, r.proba, target)
     return out
 
 
@@ -383,6 +397,28 @@ def _fmt(value: float | None, pct: bool = False) -> str:
     return f"{value:.2%}" if pct else f"{value:.3f}"
 
 
+def _misses(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """A sentence per split whose MCC missed its published number: by how many errors,
+    and whether the bootstrap interval still holds the published number."""
+    lines = []
+    for name, m in rows.items():
+        needed = m.get("errors_to_pass")
+        if not needed:
+            continue
+        low, high = m["mcc_ci95"]
+        errors = m["false_positives"] + m["false_negatives"]
+        inside = low <= m["published_mcc"] <= high
+        lines.append(
+            f"{name}'s MCC misses the published {m['published_mcc']:.3f}: {needed} of its "
+            f"{errors} errors would have to go for it to pass. The published number is "
+            + ("inside" if inside else "outside")
+            + f" its 95% bootstrap interval ({low:.3f}-{high:.3f}"
+            + (", so the miss is within the noise of a test set this size)." if inside
+               else ").")
+        )
+    return lines + [""] if lines else []
+
+
 def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str, Any],
                     thresholds: dict[str, float], plots: Sequence[str]) -> str:
     lines = [f"# Evaluation report: model {version}", ""]
@@ -412,13 +448,18 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
               for name, m in cv_metrics["by_medium"].items()),
             "",
         ]
-    header = ("| split | n test (dups removed) | MCC | MCC as published | published MCC | F1 | "
+    header = ("| split | n test (dups removed) | MCC | MCC 95% interval | errors (FP/FN) | "
+              "MCC as published | published MCC | F1 | "
               "accuracy | ROC AUC | spam caught | blocked ham | spam published | queued | "
               "target |")
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
 
     def row(name: str, m: dict[str, Any], published: str, target: str) -> str:
+        low, high = m["mcc_ci95"]
+        errors = f"{m['false_positives'] + m['false_negatives']} " \
+                 f"({m['false_positives']}/{m['false_negatives']})"
         return (f"| {name} | {m['n']} ({m['removed_duplicates']}) | {m['mcc']:.3f} | "
+                f"{low:.3f}-{high:.3f} | {errors} | "
                 f"{_fmt(m.get('mcc_as_published', float('nan')))} | {published} | {m['f1']:.3f} | "
                 f"{m['accuracy']:.3f} | {_fmt(m['roc_auc'])} | {_fmt(m['spam_caught'], True)} | "
                 f"{_fmt(m['blocked_ham'], True)} | {_fmt(m['spam_published'], True)} | "
@@ -434,6 +475,7 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
             lines.append(row(name, m, f"{m['published_mcc']:.3f}", "PASS" if m["pass"] else "FAIL"))
         verdict = "PASS" if t["pass"] else "FAIL"
         lines += ["", f"Mean MCC {t['mean_mcc']:.3f}. Overall: **{verdict}**", ""]
+        lines += _misses(t["videos"])
     if "sms" in summary:
         s = summary["sms"]
         p = s["published"]
@@ -443,6 +485,7 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
                   f"{p['blocked_ham']:.2%}. Target: higher MCC with blocked ham (our auto-reject "
                   "of ham) no higher than 0.18%.", "", header, sep,
                   row("SMS", s, f"{p['mcc']:.3f}", "PASS" if s["pass"] else "FAIL"), ""]
+        lines += _misses({"SMS": {**s, "published_mcc": p["mcc"]}})
     if "lovo" in summary:
         lo = summary["lovo"]
         lines += ["## Leave one video out", "",
@@ -478,7 +521,9 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
         "reject threshold, spam published is spam scored below its publish threshold; "
         "queued is the share between its two thresholds. Test texts whose "
         "normalized form also occurs in the training split are removed (count in brackets); "
-        "'MCC as published' keeps them.",
+        "'MCC as published' keeps them. The MCC interval is a 95% percentile bootstrap "
+        f"over the strict test texts ({uncertainty.RESAMPLES} resamples, fixed seed); "
+        "errors are at the 0.5 decision (FP: ham called spam, FN: spam called ham).",
         "",
         "## Plots",
         "",
