@@ -214,7 +214,6 @@ def test_bad_decisions_are_400_and_write_nothing(
         ("/decisions", {"json": {"ids": "abc", "action": "approve"}}),
         ("/decisions", {"json": {"ids": [], "action": "approve"}}),
         ("/decisions", {"json": {"ids": [1, 2], "action": "approve"}}),
-        ("/decisions", {"data": "not json", "content_type": "text/plain"}),
         ("/decisions", {"data": "{broken", "content_type": "application/json"}),
         ("/decisions", {"json": ["a list"]}),
         ("/claims", {"json": {"count": 0}}),
@@ -236,6 +235,21 @@ def test_malformed_bodies_are_400(client, tokens, redis_client, path, kwargs):
     response = client.post(API + path, headers=tokens["alice"], **kwargs)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert set(response.get_json()["error"]) >= {"code", "message", "field"}
+    assert snapshot(redis_client) == before
+
+
+@pytest.mark.parametrize("path", ["/decisions", "/claims", "/releases"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_not_sent_as_json_is_415_like_the_public_api(
+    client, tokens, redis_client, path, content_type
+):
+    held(redis_client)
+    before = snapshot(redis_client)
+    response = client.post(API + path, headers=tokens["alice"],
+                           data='{"count": 1}', content_type=content_type)
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in response.get_json()["error"]["message"]
     assert snapshot(redis_client) == before
 
 

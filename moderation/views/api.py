@@ -25,7 +25,7 @@ from .common import (
     set_pass_cookie,
     submit_comment,
 )
-from .json_body import parse_json
+from .json_body import require_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -36,15 +36,6 @@ def _require_article(slug: str) -> str:
     if get_article(slug) is None:
         raise ApiError(404, "unknown_article", f"There is no article '{slug[:80]}'.", "article")
     return slug
-
-
-def _json_body() -> object:
-    if not request.is_json:
-        raise ApiError(
-            415, "unsupported_media_type",
-            "Send the comment as JSON (Content-Type: application/json).",
-        )
-    return parse_json()
 
 
 @bp.post("/challenges")
@@ -103,7 +94,7 @@ def list_comments(slug: str):
 @bp.post("/articles/<slug>/comments")
 def post_comment(slug: str):
     _require_article(slug)
-    outcome = submit_comment(slug, _json_body())
+    outcome = submit_comment(slug, require_json("the comment"))
     comment = outcome.comment
     body = {
         "id": comment.id,

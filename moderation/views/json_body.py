@@ -19,6 +19,16 @@ from werkzeug.exceptions import BadRequest
 from ..errors import ApiError
 
 
+def require_json(what: str) -> object:
+    """The body as JSON; 415 when it is not declared as JSON (``what``: what to send)."""
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type",
+            f"Send {what} as JSON (Content-Type: application/json).",
+        )
+    return parse_json()
+
+
 def parse_json() -> object:
     """The request's JSON document (any JSON value, ``null`` included) or ApiError(400)."""
     try:

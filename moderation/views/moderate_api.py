@@ -28,7 +28,7 @@ from ..auth import token_required
 from ..comments import Comment
 from ..errors import ApiError
 from ..users import OPERATOR
-from .json_body import parse_json
+from .json_body import require_json
 from .moderate import BadFilter, get_queue, parse_filters
 
 bp = Blueprint("moderate_api", __name__, url_prefix="/api/v1/moderation")
@@ -61,11 +61,9 @@ def _challenge(response):
 
 
 def _json_body() -> dict:
-    data = parse_json() if request.is_json else None
+    data = require_json("a JSON object")
     if not isinstance(data, dict):
-        raise ApiError(
-            400, "invalid_body", "Send a JSON object with Content-Type: application/json."
-        )
+        raise ApiError(400, "invalid_body", "Send a JSON object, not another JSON value.")
     return data
 
 
