@@ -27,14 +27,26 @@ def chunked(body: bytes, size: int = 1024) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
 
 
-def exchange(port: int, request: bytes) -> tuple[int, dict]:
+def answer_of(port: int, request: bytes, *, half_close: bool = False
+              ) -> tuple[int, str, bytes]:
+    """Status, content type and body of the answer to ``request``. ``half_close``:
+    also say that is all the client will send (a body cut short)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers["Content-Type"], body
+
+
+def exchange(port: int, request: bytes, *, half_close: bool = False) -> tuple[int, dict]:
+    status, _, body = answer_of(port, request, half_close=half_close)
+    return status, json.loads(body)
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +76,6 @@ def test_a_chunked_body_over_the_limit_is_413_like_a_declared_one(server):
     assert answer["error"]["code"] == "request_entity_too_large"
 
 
-def half_closed(port: int, request: bytes) -> tuple[int, dict]:
-    """Send ``request`` and say it is all the client will send (a body cut short)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(request)
-        connection.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
-
-
 @pytest.mark.parametrize(
     "request_bytes",
     [
@@ -85,7 +85,7 @@ def half_closed(port: int, request: bytes) -> tuple[int, dict]:
     ],
 )
 def test_a_body_that_ends_early_is_400_saying_so(server, request_bytes):
-    status, answer = half_closed(server.port, request_bytes)
+    status, answer = exchange(server.port, request_bytes, half_close=True)
     assert status == 400
     assert answer["error"]["code"] == "malformed_body"
     assert "ended early" in answer["error"]["message"]
@@ -96,19 +96,6 @@ def test_a_chunked_body_under_the_limit_is_read_whole(server):
     status, answer = exchange(server.port, HEAD + chunked(body, size=7))
     assert status == 400  # no CAPTCHA answer: the body itself was read as JSON
     assert answer["error"]["code"] == "captcha_failed"
-
-
-def answer_of(port: int, request: bytes) -> tuple[int, str, bytes]:
-    """Status, content type and body of the answer to ``request``, sent whole."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(request)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers["Content-Type"], body
 
 
 def test_gunicorn_answers_a_broken_request_line_without_logging_the_client_address(server):
