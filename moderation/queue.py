@@ -651,6 +651,12 @@ class ReviewQueue:
                 f"Unknown reason '{reason[:30]}': use one of {', '.join(REJECT_REASONS)}.",
                 "reason",
             )
+        if reason and ACTIONS[action][1] == "ham":
+            # A reason says why a comment was kept out; logged beside a ham label it
+            # would read as a policy rejection and drop the decision from training.
+            raise InvalidRequest(
+                f"A reason code goes with reject or spam, not with {action}.", "reason"
+            )
         ids = _unique(comment_ids)
         if not ids:
             raise InvalidRequest("Name at least one comment to decide.", "ids")

@@ -382,6 +382,31 @@ def test_rejections_for_a_policy_reason_are_not_taught_as_spam(queue, redis_clie
     assert (counts["written"], counts["policy_rejections"]) == (4, 0)
 
 
+@pytest.mark.parametrize("action", ["approve", "ham"])
+def test_a_reason_code_is_refused_on_a_decision_that_keeps_the_comment(
+    queue, redis_client, action
+):
+    kept = held(redis_client, "A fair point, well made")
+    with pytest.raises(InvalidRequest) as refused:
+        queue.decide("ann", [kept.id], action, "abusive")
+    assert refused.value.field == "reason"
+    assert redis_client.xlen(keys.DECISIONS) == 0
+    assert redis_client.zscore(keys.REVIEW_QUEUE, kept.id) is not None
+
+
+def test_an_approval_logged_with_a_reason_code_is_still_exported_as_ham(
+    redis_client, tmp_path
+):
+    """Entries written before approvals refused reasons: the text was wanted."""
+    from training.decisions import export
+
+    redis_client.xadd(keys.DECISIONS, {
+        "text": "A fair point, well made", "label": "ham", "action": "approve",
+        "reason": "abusive", "moderator": "ann", "comment_id": "c1"})
+    counts = export(redis_client, tmp_path / "decisions.jsonl")
+    assert (counts["written"], counts["ham"], counts["policy_rejections"]) == (1, 1, 0)
+
+
 def test_decisions_reach_the_trainers_export(queue, redis_client, tmp_path):
     """The decision log is what `python -m training export-decisions` reads."""
     import json

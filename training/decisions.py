@@ -53,7 +53,9 @@ def _label(fields: dict[str, str]) -> str | None:
 
 
 def is_policy_rejection(fields: dict[str, str]) -> bool:
-    return fields.get("reason", "") in POLICY_REJECT_REASONS
+    # Only what was kept out: an approval logged with a reason code (the API refuses
+    # that now, but older entries may have one) is still a comment the site wanted.
+    return _label(fields) == "spam" and fields.get("reason", "") in POLICY_REJECT_REASONS
 
 
 def export(client: redis.Redis, out: Path, since: str = "-",
