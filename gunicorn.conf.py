@@ -124,7 +124,8 @@ def pre_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """After the app (and its model) loaded: hand the loader's freed heap back to the OS.
+    """After the app (and its model) loaded: hand the loader's freed heap back to the OS,
+    then start the worker's background check for promoted models.
 
     Loading the model allocates temporaries (the .npz buffers, the term table's
     decoded text) that are freed at once; glibc keeps such memory in the process
@@ -135,6 +136,10 @@ def post_worker_init(worker):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:  # not glibc
         pass
+    # An idle worker switches to a promoted model on time too (moderation/scoring.py).
+    reloader = getattr(worker.wsgi, "extensions", {}).get("scorer_reloader")
+    if reloader is not None:
+        reloader.watch()
 
 
 def child_exit(server, worker):

@@ -321,6 +321,25 @@ class _Reloader:
             self.lock.release()
 
 
+    def watch(self) -> threading.Thread:
+        """Also check from a background thread, so a worker that serves no request
+        switches on time too (its metrics then name the promoted version, and the
+        load is not paid inside a reader's request). Started by gunicorn's
+        post_worker_init, after the fork: a thread does not survive a fork."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(self.interval)
+                try:
+                    self.check()
+                except Exception:  # keep watching; requests still check as well
+                    log.exception("background model reload check failed")
+
+        thread = threading.Thread(target=loop, name="model-reloader", daemon=True)
+        thread.start()
+        return thread
+
+
 def init_app(app: Flask) -> None:
     """Load the current model once and check for promotions before requests."""
     client = app.extensions.get("redis")

@@ -391,6 +391,38 @@ def test_promotion_reaches_two_worker_processes_within_two_seconds(
             worker.stdout.close()
 
 
+@pytest.mark.slow
+def test_under_gunicorn_an_idle_worker_switches_too(models_dir, tmp_path):
+    """A worker that serves no request still switches within two seconds: after a
+    promotion and a quiet pause, one scrape (served by one worker) finds both workers
+    on the new version."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bench.common import Gunicorn
+
+    models, old, new = two_versions(models_dir, tmp_path)
+
+    def versions_by_worker() -> dict[str, str]:
+        with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return {sample.labels["pid"]: sample.labels["version"]
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "moderation_model_info" and sample.value == 1}
+
+    with Gunicorn("moderation.wsgi:app", env={"MODELS_DIR": str(models)}) as server:
+        workers = {str(pid) for pid in server.worker_pids()}
+        deadline = time.monotonic() + 60
+        while set(versions_by_worker()) != workers and time.monotonic() < deadline:
+            time.sleep(0.2)  # the second worker may still be loading its model
+        assert versions_by_worker() == dict.fromkeys(workers, old)
+        registry.promote(models, new, server.redis())
+        time.sleep(2.0)  # no requests meanwhile
+        assert versions_by_worker() == dict.fromkeys(workers, new)
+
+
 @pytest.mark.parametrize("text", TRICKY[3:] + ["Subscribe to my channel for FREE gift cards!!!"])
 def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(scorer, text):
     from moderation.text import PROMOTION_MATRICES, PROMOTION_NAMES, SIGNAL_NAMES, signal_matrix
