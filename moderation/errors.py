@@ -23,15 +23,20 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """A refusal the client can act on: HTTP status, stable code, message, field."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 details: object = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.details = details  # what a program needs to act on it, where there is more
 
     def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+        error = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
 
 
 #: Paths answered to programs: their errors are JSON whatever the client accepts.

@@ -22,6 +22,8 @@ _ERROR = {
                 "code": {"type": "string", "minLength": 1},
                 "message": {"type": "string", "minLength": 1},
                 "field": {"type": "string", "nullable": True},
+                # captcha_failed: {"attempts_left": n}; 0 means "get a new challenge".
+                "details": {},
             },
         }
     },

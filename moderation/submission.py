@@ -40,13 +40,22 @@ from .scoring import Scorer
 
 log = logging.getLogger(__name__)
 
-CAPTCHA_FAILED = ApiError(
-    400,
-    "captcha_failed",
-    "The characters did not match the image, or the image had expired. "
-    "Please enter the characters shown in the new image.",
-    "captcha_answer",
-)
+def captcha_failed(attempts_left: int) -> ApiError:
+    """A wrong, unknown or expired answer; ``details`` tells a program whether the same
+    challenge may be answered again or a new one is needed."""
+    if attempts_left > 0:
+        message = (
+            "The characters did not match the image. Please try again: the same "
+            f"characters may be tried {attempts_left} more time"
+            f"{'s' if attempts_left > 1 else ''} (their image is drawn anew each time)."
+        )
+    else:
+        message = (
+            "The characters did not match the image, or the image had expired, and it "
+            "can no longer be answered. Please enter the characters shown in a new image."
+        )
+    return ApiError(400, "captcha_failed", message, "captcha_answer",
+                    details={"attempts_left": attempts_left})
 
 CAPTCHA_REQUIRED = ApiError(
     400,
@@ -101,6 +110,7 @@ class Preflight:
 
     captcha_ok: bool | None  # None: no CAPTCHA was checked
     repeat_seen: tuple[bool, bool] | None
+    attempts_left: int = 0  # of the challenge, after a wrong answer
 
 
 def _preflight(
@@ -127,10 +137,9 @@ def _preflight(
         captcha_replies = len(pipe)
         read_seen = guards.queue_repeat_lookup(pipe, draft)
         replies = pipe.execute(raise_on_error=False)
-    captcha_ok = None
-    if read_check is not None:
-        captcha_ok = read_check(replies[0] if captcha_replies else None).ok
-    return Preflight(captcha_ok, read_seen(replies[captcha_replies:]))
+    check = None if read_check is None else read_check(replies[0] if captcha_replies else None)
+    return Preflight(None if check is None else check.ok, read_seen(replies[captcha_replies:]),
+                     0 if check is None else check.attempts_left)
 
 
 def submit(
@@ -171,7 +180,7 @@ def submit(
     )
     if facts.captcha_ok is False:
         metrics.CAPTCHA_CHECKS.labels(result="failed").inc()
-        raise CAPTCHA_FAILED
+        raise captcha_failed(facts.attempts_left)
     if facts.captcha_ok:
         metrics.CAPTCHA_CHECKS.labels(result="passed").inc()
     solved = bool(facts.captcha_ok)

@@ -87,8 +87,37 @@ def test_wrong_captcha_is_400_and_stores_nothing(client, article_slug, redis_cli
         "code": "captcha_failed",
         "message": response.get_json()["error"]["message"],
         "field": "captcha_answer",
+        "details": {"attempts_left": 2},
     }
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
+def test_a_wrong_answer_says_whether_the_same_challenge_may_be_tried_again(
+    client, article_slug
+):
+    challenge = new_challenge(client)
+    payload = {"body": HAM, "challenge_id": challenge["id"], "captcha_answer": "WRONG1"}
+    path = f"/api/v1/articles/{article_slug}/comments"
+    said = [client.post(path, json=payload).get_json()["error"] for _ in range(3)]
+    assert [error["details"]["attempts_left"] for error in said] == [2, 1, 0]
+    assert "tried 2 more times" in said[0]["message"]
+    assert "tried 1 more time " in said[1]["message"]
+    assert "a new image" in said[2]["message"]
+    # Only the attempts said to be left are: the right answer is now refused too.
+    payload["captcha_answer"] = CAPTCHA_TEXT
+    gone = client.post(path, json=payload).get_json()["error"]
+    assert (gone["code"], gone["details"]) == ("captcha_failed", {"attempts_left": 0})
+
+
+def test_a_challenge_that_was_tried_and_failed_once_still_takes_the_right_answer(
+    client, article_slug
+):
+    challenge = new_challenge(client)
+    payload = {"body": HAM, "challenge_id": challenge["id"], "captcha_answer": "WRONG1"}
+    path = f"/api/v1/articles/{article_slug}/comments"
+    assert client.post(path, json=payload).get_json()["error"]["details"]["attempts_left"] == 2
+    payload["captcha_answer"] = CAPTCHA_TEXT
+    assert client.post(path, json=payload).status_code in (201, 202)
 
 
 def test_reused_challenge_is_400(client, article_slug):

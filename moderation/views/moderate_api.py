@@ -43,13 +43,8 @@ class RefusedError(ApiError):
         first = refused.refusals[0]
         status = 404 if refused.not_found else 409
         code = review.NOT_FOUND if refused.not_found else first.code
-        super().__init__(status, code, f"Nothing was changed: {refused}", "ids")
-        self.details = [r.to_dict() for r in refused.refusals]
-
-    def to_dict(self) -> dict:
-        body = super().to_dict()
-        body["error"]["details"] = self.details
-        return body
+        super().__init__(status, code, f"Nothing was changed: {refused}", "ids",
+                         details=[r.to_dict() for r in refused.refusals])
 
 
 @bp.after_request
