@@ -41,7 +41,7 @@ class ApiError(Exception):
 
 #: Paths answered to programs: their errors are JSON whatever the client accepts.
 #: Matched on the path, since a 404 or 405 has no endpoint to ask.
-JSON_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+JSON_PATH_PREFIXES = ("/api/", "/captcha/", "/healthz", "/readyz", "/metrics")
 
 
 def wants_json() -> bool:

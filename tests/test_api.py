@@ -32,7 +32,7 @@ def test_challenge_has_id_image_and_expiry_but_not_the_answer(client):
 
 
 def test_challenge_image_of_unknown_id_is_404_json_for_api_clients(client):
-    response = client.get("/captcha/nope.png", headers={"Accept": "application/json"})
+    response = client.get("/captcha/nope.png")  # JSON whatever the client accepts
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "unknown_challenge"
 
@@ -194,6 +194,15 @@ def test_a_limit_counts_the_letters_typed_not_their_normalized_spelling(client, 
         response.get_json()["error"]["message"])
     typed = "\u0958" * 2600  # 5,200 code points once NFC has spelled them
     assert post(client, article_slug, typed).status_code in (201, 202, 422)
+
+
+def test_a_number_too_long_to_read_is_named_as_such_not_as_broken_json(client, article_slug):
+    response = client.post(f"/api/v1/articles/{article_slug}/comments",
+                           data='{"body": ' + "9" * 5000 + "}", content_type="application/json")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_json"
+    assert "A number in the JSON has more digits than we read" in error["message"]
 
 
 def test_an_invisible_name_is_stored_as_no_name(client, article_slug, redis_client):

@@ -47,9 +47,18 @@ def test_audio_endpoint_returns_a_wav_that_must_not_be_stored(client):
 
 
 def test_audio_of_unknown_challenge_is_404(client):
-    response = client.get("/captcha/nope.wav", headers={"Accept": "application/json"})
+    response = client.get("/captcha/nope.wav")  # JSON whatever the client accepts
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "unknown_challenge"
+
+
+def test_audio_in_a_language_it_does_not_speak_is_400_naming_lang(client):
+    challenge = client.post("/api/v1/challenges").get_json()
+    response = client.get(challenge["audio_url"] + "?lang=fr")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "lang"
+    assert "en, es" in response.get_json()["error"]["message"]
+    assert client.get(challenge["audio_url"] + "?lang=es").status_code == 200
 
 
 def test_audio_of_a_used_challenge_is_404(client, article_slug):

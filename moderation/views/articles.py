@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 
 from .. import comments
 from ..articles import Article, all_articles, default_article, get_article
+from ..captcha_audio import LANGUAGES
 from ..errors import ApiError, error_response
 from ..guards import HONEYPOT_FIELD
 from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
@@ -255,7 +256,10 @@ def captcha_image(challenge_id: str):
 def captcha_audio(challenge_id: str):
     """The challenge's characters spoken, for readers who cannot see the image."""
     language = request.args.get("lang", "en")
-    wav = get_challenges().render_wav(challenge_id, language if language in ("en", "es") else "en")
+    if language not in LANGUAGES:
+        raise ApiError(400, "invalid_field", f"lang must be one of {', '.join(LANGUAGES)}.",
+                       "lang")
+    wav = get_challenges().render_wav(challenge_id, language)
     if wav is None:
         raise ApiError(
             404, "unknown_challenge", "This CAPTCHA has expired or was already used.",

@@ -12,6 +12,7 @@ reads the whole body before any view.)
 from __future__ import annotations
 
 import json
+import sys
 
 from flask import request
 from werkzeug.exceptions import BadRequest
@@ -35,7 +36,13 @@ def parse_json() -> object:
         data = request.get_json(silent=False)
     except RecursionError:
         raise ApiError(400, "invalid_json", "The JSON is nested too deeply.") from None
-    except BadRequest:
+    except BadRequest as exc:
+        if _too_many_digits(exc):
+            raise ApiError(
+                400, "invalid_json",
+                "A number in the JSON has more digits than we read "
+                f"({sys.get_int_max_str_digits()} at most).",
+            ) from None
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not _encodable(data):
         raise ApiError(
@@ -44,6 +51,16 @@ def parse_json() -> object:
             "bytes in the body), which is not text.",
         )
     return data
+
+
+def _too_many_digits(exc: BaseException) -> bool:
+    """Whether the parser refused an integer longer than Python converts (valid JSON)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ValueError) and "integer string conversion" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _encodable(data: object) -> bool:
