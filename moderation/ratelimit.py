@@ -46,7 +46,11 @@ DEDUCT_WHEN = {
 
 RATE_LIMITED_MESSAGE = (
     "You are posting too often. Please wait {seconds} seconds and try again; "
-    "your text has been kept."
+    "your text has been kept."  # the form is shown again with it
+)
+API_RATE_LIMITED_MESSAGE = (
+    "Too many requests from your address. Nothing was saved: send the same request "
+    "again in {seconds} seconds."
 )
 LOGIN_LIMITED_MESSAGE = (
     "Too many failed logins from your address. Please wait {seconds} seconds and try again."
@@ -131,10 +135,10 @@ def init_app(app: Flask) -> None:
         seconds = retry_after_seconds(limiter)
         log.info("rate limited %s %s", request.method, request.endpoint)
         metrics.RATE_LIMITED.labels(endpoint=request.endpoint or "unmatched").inc()
-        error = ApiError(
-            429, "rate_limited", RATE_LIMITED_MESSAGE.format(seconds=seconds), None
-        )
-        if request.endpoint == "articles.post_comment":
+        form = request.endpoint == "articles.post_comment"
+        message = RATE_LIMITED_MESSAGE if form else API_RATE_LIMITED_MESSAGE
+        error = ApiError(429, "rate_limited", message.format(seconds=seconds), None)
+        if form:
             from .views.articles import rerender_after_error
 
             response = rerender_after_error(error)

@@ -201,7 +201,9 @@ def test_rate_limit_per_client_is_429_and_stores_nothing(make_app, article_slug,
     assert len(stored(redis_client)) == 2
     if via == "api":
         error = refused.get_json()["error"]
-        assert error["code"] == "rate_limited" and "too often" in error["message"]
+        assert error["code"] == "rate_limited" and "Too many requests" in error["message"]
+        # An API client keeps its own request: nothing here was kept for it.
+        assert "Nothing was saved" in error["message"] and "kept" not in error["message"]
     else:
         html = refused.get_data(as_text=True)
         assert "You are posting too often" in html
