@@ -162,6 +162,23 @@ def test_export_decisions_says_what_it_left_out_and_how_to_keep_it(capsys, tmp_p
     assert code == 0 and "exported 2 decisions" in out and "left out" not in out
 
 
+def test_export_decisions_since_takes_a_stream_id_and_names_anything_else(
+    capsys, tmp_path, env
+):
+    first = env.xadd(keys.DECISIONS, {"text": "first", "label": "ham"})
+    env.xadd(keys.DECISIONS, {"text": "second", "label": "spam"})
+    out_file = tmp_path / "decisions.jsonl"
+    for since in ("garbage", "12-", "-5", "1.5", f"{first}-1", "9" * 23):
+        code, _, err = run(capsys, "export-decisions", "--out", out_file, "--since", since)
+        one_line_error(code, err, f"--since {since!r} is not a stream entry id")
+        assert not out_file.exists()
+    for since in (first, first.split("-")[0]):  # <ms>-<seq>, and <ms> alone
+        code, out, _ = run(capsys, "export-decisions", "--out", out_file, "--since", since)
+        assert code == 0 and "exported 1 decisions" in out
+        assert [json.loads(line)["text"] for line in out_file.read_text().splitlines()] == [
+            "second"]
+
+
 def test_promote_refuses_a_worse_model_unless_forced(capsys, models, env):
     folder, old, new = models
     code, out, _ = run(capsys, "--models-dir", folder, "promote", new)

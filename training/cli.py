@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -332,11 +333,29 @@ def _evaluate_version(args: argparse.Namespace) -> int:
     return 0
 
 
+#: A Redis stream entry id: milliseconds, optionally "-" and a sequence number.
+STREAM_ID = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def check_stream_id(value: str, option: str) -> str:
+    """``value`` if Redis would take it as a stream id ("-" for the start), else CLIError.
+
+    Checked here because Redis answers a bad one with a bare "Invalid stream ID" that
+    names neither the option nor what it should look like.
+    """
+    match = STREAM_ID.fullmatch(value)
+    if value == "-" or (match and all(int(part or 0) < 2**64 for part in match.groups())):
+        return value
+    raise CLIError(f"{option} {value!r} is not a stream entry id: expected <ms> or <ms>-<seq> "
+                   "(digits only, e.g. 1700000000000-0, as in the exported entry_id)")
+
+
 def cmd_export_decisions(args: argparse.Namespace) -> int:
     from . import decisions
 
+    since = check_stream_id(args.since, "--since")
     client = _redis()
-    counts = decisions.export(client, args.out, since=args.since,
+    counts = decisions.export(client, args.out, since=since,
                               keep_policy_rejections=args.keep_policy_rejections)
     print(f"exported {counts['written']} decisions ({counts['spam']} spam, {counts['ham']} ham) "
           f"to {args.out}; skipped {counts['skipped']} without a spam/ham label")
