@@ -179,6 +179,24 @@ def test_export_decisions_since_takes_a_stream_id_and_names_anything_else(
             "second"]
 
 
+def test_export_decisions_names_an_out_it_cannot_write_and_leaves_no_temp_file(
+    capsys, tmp_path, env
+):
+    env.xadd(keys.DECISIONS, {"text": "lovely article", "label": "ham"})
+    a_directory = tmp_path / "somedir"
+    a_directory.mkdir()
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("not a folder")
+    unwritable = [a_directory, a_file / "decisions.jsonl"]
+    if Path("/proc").is_dir():
+        unwritable.append(Path("/proc/decisions.jsonl"))  # the new user's case
+    for out in unwritable:
+        code, _, err = run(capsys, "export-decisions", "--out", out)
+        one_line_error(code, err, f"cannot write --out {out}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt", "somedir"]
+    assert list(a_directory.iterdir()) == []
+
+
 def test_promote_refuses_a_worse_model_unless_forced(capsys, models, env):
     folder, old, new = models
     code, out, _ = run(capsys, "--models-dir", folder, "promote", new)

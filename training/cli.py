@@ -355,8 +355,11 @@ def cmd_export_decisions(args: argparse.Namespace) -> int:
 
     since = check_stream_id(args.since, "--since")
     client = _redis()
-    counts = decisions.export(client, args.out, since=since,
-                              keep_policy_rejections=args.keep_policy_rejections)
+    try:
+        counts = decisions.export(client, args.out, since=since,
+                                  keep_policy_rejections=args.keep_policy_rejections)
+    except OSError as exc:  # the only file it touches is --out
+        raise CLIError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
     print(f"exported {counts['written']} decisions ({counts['spam']} spam, {counts['ham']} ham) "
           f"to {args.out}; skipped {counts['skipped']} without a spam/ham label")
     if counts["policy_rejections"]:

@@ -244,12 +244,17 @@ def write_jsonl(corpus: Corpus, path: Path, extra: Sequence[dict] | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for i, (text, label, source) in enumerate(
-            zip(corpus.texts, corpus.labels, corpus.sources, strict=True)
-        ):
-            row = {"text": text, "label": "spam" if label else "ham", "source": source}
-            if extra is not None:
-                row.update(extra[i])
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for i, (text, label, source) in enumerate(
+                zip(corpus.texts, corpus.labels, corpus.sources, strict=True)
+            ):
+                row = {"text": text, "label": "spam" if label else "ham", "source": source}
+                if extra is not None:
+                    row.update(extra[i])
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    except BaseException:
+        # A failed write (the target a directory, a full disk, ...) leaves nothing behind.
+        tmp.unlink(missing_ok=True)
+        raise
