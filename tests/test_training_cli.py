@@ -214,6 +214,20 @@ def test_promote_refuses_a_worse_model_unless_forced(capsys, models, env):
     assert (folder / "CURRENT").read_text().strip() == new
 
 
+def test_promote_cannot_compare_a_version_without_an_evaluation(capsys, models, env):
+    folder, old, new = models
+    meta_path = folder / new / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["evaluation"]  # trained with --no-report
+    meta_path.write_text(json.dumps(meta))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", new)
+    one_line_error(code, err, f"refusing to promote {new}: cannot compare it with current "
+                              f"{old}, it has no evaluation")
+    assert f"evaluate --version {new}" in err and "--force" in err
+    assert "worse" not in err
+    assert env.get(keys.MODEL_CURRENT) is None
+
+
 def test_promote_errors(capsys, models, env):
     folder, old, new = models
     code, _, err = run(capsys, "--models-dir", folder, "promote", "20990101-000000-ffffff")

@@ -244,6 +244,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     client = _redis()
     current = _current(args.models_dir, client)
     if current and current != args.version and not args.force:
+        if not registry.has_evaluation(args.models_dir, args.version):
+            raise CLIError(f"refusing to promote {args.version}: cannot compare it with current "
+                           f"{current}, it has no evaluation; `python -m training evaluate "
+                           f"--version {args.version}` runs the protocols, or use --force")
         worse = registry.compare(args.models_dir, args.version, current)
         if worse:
             raise CLIError(f"refusing to promote {args.version}: worse than current {current} "
@@ -460,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="make a version current in every running worker",
                        description="Record VERSION as current in Redis (and models/CURRENT); "
                        "workers switch within MODEL_RELOAD_SECONDS. Refused when VERSION is "
-                       "worse than the current model on the evaluation protocols.")
+                       "worse than the current model on the evaluation protocols, or has no "
+                       "evaluation to compare (`evaluate --version VERSION` runs them).")
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--force", action="store_true", help="promote even if it looks worse")
     p.set_defaults(func=cmd_promote)

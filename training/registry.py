@@ -242,6 +242,11 @@ def update_metadata(models_dir: str | Path, version: str, updates: dict[str, Any
 TOLERANCE = 0.005
 
 
+def has_evaluation(models_dir: str | Path, version: str) -> bool:
+    """Whether ``version`` has protocol results to be compared by."""
+    return bool(model_registry.read_metadata(models_dir, version).get("evaluation", {}).get("key"))
+
+
 def compare(models_dir: str | Path, candidate: str, current: str) -> list[str]:
     """Reasons ``candidate`` is worse than ``current`` on the evaluation protocols ([] if not).
 
