@@ -228,6 +228,22 @@ def test_promote_cannot_compare_a_version_without_an_evaluation(capsys, models, 
     assert env.get(keys.MODEL_CURRENT) is None
 
 
+def test_promoting_the_current_version_says_so_and_rollback_still_goes_back(
+    capsys, models, env
+):
+    folder, old, new = models
+    code, _, _ = run(capsys, "--models-dir", folder, "promote", new)
+    assert code == 0
+    for force in ((), ("--force",)):
+        code, out, _ = run(capsys, "--models-dir", folder, "promote", new, *force)
+        assert code == 0
+        assert out.strip() == f"{new} is already the current version; nothing changed"
+    assert env.lrange(keys.MODEL_HISTORY, 0, -1) == [old]
+    code, out, _ = run(capsys, "--models-dir", folder, "rollback")
+    assert code == 0 and out.strip() == f"rolled back {new} -> {old}"
+    assert env.get(keys.MODEL_CURRENT) == old
+
+
 def test_promote_errors(capsys, models, env):
     folder, old, new = models
     code, _, err = run(capsys, "--models-dir", folder, "promote", "20990101-000000-ffffff")

@@ -243,7 +243,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     registry.require_version(args.models_dir, args.version)
     client = _redis()
     current = _current(args.models_dir, client)
-    if current and current != args.version and not args.force:
+    if current == args.version:
+        # Nothing to switch; registry.promote would not touch the history either, so
+        # rollback still returns to the version before this one.
+        print(f"{args.version} is already the current version; nothing changed")
+        return 0
+    if current and not args.force:
         if not registry.has_evaluation(args.models_dir, args.version):
             raise CLIError(f"refusing to promote {args.version}: cannot compare it with current "
                            f"{current}, it has no evaluation; `python -m training evaluate "
