@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -72,6 +73,17 @@ def test_help_explains_every_command():
     train_help = subprocess.run([sys.executable, "-m", "training", "train", "--help"],
                                 cwd=PROJECT, capture_output=True, text=True, check=True).stdout
     assert "--streaming" in train_help and "--data" in train_help
+
+
+def test_every_option_with_a_default_says_what_it_is():
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in [("", parser), *commands.choices.items()]:
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in (action.help or ""), f"{name} {action.option_strings[0]}"
+    shadow_help = commands.choices["shadow"].format_help()
+    assert "(default: 500)" in shadow_help and "(default: 10)" in shadow_help
 
 
 def test_bad_data_exits_non_zero_with_one_line_in_a_subprocess(tmp_path, models):

@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="out-of-core training on the --data files only: hashed features and "
                    "an incremental linear model over chunks (bounded memory, for large corpora)")
     p.add_argument("--chunk-size", type=int, default=20000, metavar="N",
-                   help="texts per chunk with --streaming (default 20000)")
+                   help="texts per chunk with --streaming (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ensure-model", help="train a quick first model only if none exists",
@@ -459,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "usable with `train --data`.")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL file to write")
     p.add_argument("--since", metavar="ENTRY_ID", default="-",
-                   help="only entries after this stream id (default: all)")
+                   help="only entries after this stream entry id: <ms> or <ms>-<seq>, as in "
+                   "an exported row's entry_id (default: all)")
     p.add_argument("--keep-policy-rejections", action="store_true",
                    help="also export comments rejected as abusive, off topic, personal data, "
                    "illegal or other, labelled spam (left out by default: they are not spam; "
@@ -485,8 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "and VERSION and report where their verdicts disagree and which agrees "
                        "more with the moderators.")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("--last", type=int, default=500, metavar="N", help="decisions to use (500)")
-    p.add_argument("--show", type=int, default=10, metavar="K", help="disagreements to list")
+    p.add_argument("--last", type=int, default=500, metavar="N",
+                   help="newest decisions to use (default: %(default)s)")
+    p.add_argument("--show", type=int, default=10, metavar="K",
+                   help="disagreements to list, largest score gap first (default: %(default)s)")
     p.set_defaults(func=cmd_shadow)
     return parser
 
