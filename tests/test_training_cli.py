@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -42,6 +44,30 @@ def models(models_dir, tmp_path) -> tuple[Path, str, str]:
                        {"tubespam_mean_mcc": 0.91, "sms_mcc": 0.94, "lovo_mean_mcc": 0.86})
     (folder / "CURRENT").write_text(old + "\n")
     return folder, old, new
+
+
+THREE_DECISIONS = [("Check out my channel http://bit.ly/x subscribe!!!", "spam"),
+                   ("Her voice in the chorus is amazing", "ham"),
+                   ("This song reminds me of summer 2012", "ham")]
+
+
+@pytest.fixture(scope="module")
+def trained_on_three_decisions(tmp_path_factory, models_dir) -> tuple[Path, str, str, str]:
+    """(models folder, current version, a candidate trained with 3 decisions, train's output)."""
+    folder = tmp_path_factory.mktemp("models")
+    base = (models_dir / "CURRENT").read_text().strip()
+    old = copy_version(models_dir, base, folder, "20000101-000000-aaaaaa")
+    (folder / "CURRENT").write_text(old + "\n")
+    data = folder.parent / "three-decisions.jsonl"
+    data.write_text("".join(json.dumps({"text": text, "label": label, "source": "decisions"})
+                            + "\n" for text, label in THREE_DECISIONS))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["--models-dir", str(folder), "train", "--quick", "--no-report",
+                         "--data", str(data)])
+    assert code == 0, out.getvalue()
+    candidate = next(v.name for v in folder.iterdir() if v.is_dir() and v.name != old)
+    return folder, old, candidate, out.getvalue()
 
 
 @pytest.fixture
@@ -374,3 +400,16 @@ def test_list_compares_versions_by_the_comments_cross_validation(capsys, models)
     assert f"{comments['mcc']:.3f} " in rows[new]
     assert f"{meta['cv']['metrics']['mcc']:.3f}~" in rows[old]
     assert "~ : of all texts" in out
+
+
+def test_train_prints_the_cross_validation_figure_list_shows(capsys, trained_on_three_decisions):
+    folder, _, candidate, trained = trained_on_three_decisions
+    comments = next(line.split() for line in trained.splitlines()
+                    if line.split()[:2] == ["comments", "MCC"])
+    code, listed, _ = run(capsys, "--models-dir", folder, "list")
+    assert code == 0
+    header, *rows = listed.splitlines()
+    assert "comments MCC" in header
+    row = next(line for line in rows if candidate in line)
+    assert comments[2] in row.split()  # the same MCC, e.g. 0.958
+

@@ -125,9 +125,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"  grouped CV: MCC {cv['mcc']:.3f}  ROC AUC {cv['roc_auc']:.4f}  "
         f"ham rejected {cv['ham_rejected']:.2%}  spam published {cv['spam_published']:.2%}  "
         f"queued {cv['queue_share']:.1%}",
-        *(f"    {name:<8} MCC {_cell(m, 'mcc', 5)}  ham rejected {m['ham_rejected']:.2%}  "
-          f"spam published {m['spam_published']:.2%}  queued {m['queue_share']:.1%}"
-          for name, m in cv.get("by_medium", {}).items()),
+        # The comments' figures are the ones `list` shows for the version.
+        *([_medium_line("comments", cv["comments"]) + "  (all but SMS; as in `list`)"]
+          if "comments" in cv else []),
+        *(_medium_line(name, m) for name, m in cv.get("by_medium", {}).items()),
         f"  saved to {Path(args.models_dir) / version}",
     ]
     print("\n".join(lines))
@@ -147,6 +148,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  current is still {current}; `python -m training promote {version}` to switch")
     print(f"  total {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def _medium_line(name: str, m: dict[str, Any]) -> str:
+    return (f"    {name:<9} MCC {_cell(m, 'mcc', 5)}  ham rejected {m['ham_rejected']:.2%}  "
+            f"spam published {m['spam_published']:.2%}  queued {m['queue_share']:.1%}")
 
 
 def cmd_ensure_model(args: argparse.Namespace) -> int:
@@ -204,8 +210,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
     client = _redis() if os.environ.get("REDIS_URL") else None
     current = _current(args.models_dir, client)
-    print(f"{'':2}{'version':<24} {'created':<26} {'CV MCC':>7} {'queue':>7} {'TubeSpam':>9} "
-          f"{'SMS':>6} {'LOVO':>6}")
+    print(f"{'':2}{'version':<24} {'created':<26} {'comments MCC':>12} {'queue':>7} "
+          f"{'TubeSpam':>9} {'SMS':>6} {'LOVO':>6}")
     unevaluated = mixed = False
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
@@ -217,10 +223,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         key = meta.get("evaluation", {}).get("key", {})
         unevaluated = unevaluated or not key
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 7)}{tilde}"
+        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 12)}{tilde}"
               f"{_cell(cv, 'queue_share', 7, '.1%')} {_cell(key, 'tubespam_mean_mcc', 9)} "
               f"{_cell(key, 'sms_mcc', 6)} {_cell(key, 'lovo_mean_mcc', 6)}")
-    print("CV MCC and queue: of the comments (SMS texts left out)"
+    print("comments MCC and queue: cross-validated, every text but the SMS ones (`train` "
+          "prints them as `comments`)"
           + ("; ~ : of all texts, for versions saved before they were recorded apart"
              if mixed else ""))
     if unevaluated:
