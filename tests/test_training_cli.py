@@ -378,7 +378,7 @@ def test_a_medium_of_one_class_gets_no_roc_auc_rather_than_nan():
     file = summary["by_medium"]["file"]
     assert (file["mcc"], file["f1"], file["roc_auc"]) == (None, None, None)
     assert summary["by_medium"]["youtube"] == {
-        "n": 2, "mcc": 1.0, "f1": 1.0, "roc_auc": 1.0, "ham_rejected": 0.0,
+        "n": 2, "n_spam": 1, "mcc": 1.0, "f1": 1.0, "roc_auc": 1.0, "ham_rejected": 0.0,
         "spam_published": 0.0, "queue_share": 0.0}
     assert file["queue_share"] == 1.0  # 0.5 is between the thresholds
     json.dumps(summary, allow_nan=False)  # metadata.json stays strict JSON
@@ -413,3 +413,13 @@ def test_train_prints_the_cross_validation_figure_list_shows(capsys, trained_on_
     row = next(line for line in rows if candidate in line)
     assert comments[2] in row.split()  # the same MCC, e.g. 0.958
 
+
+def test_train_warns_that_a_few_decisions_cannot_be_judged_by_their_own_figures(
+    trained_on_three_decisions,
+):
+    _, _, _, trained = trained_on_three_decisions
+    warnings = [line.strip() for line in trained.splitlines() if "warning:" in line]
+    assert warnings == [
+        "warning: the decisions part of the training data has only 3 texts (1 spam, 2 ham): "
+        "too few for its cross-validation figures above to mean anything (that needs 50 "
+        "texts and 5 of each class); it is still trained on"]

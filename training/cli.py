@@ -129,6 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         *([_medium_line("comments", cv["comments"]) + "  (all but SMS; as in `list`)"]
           if "comments" in cv else []),
         *(_medium_line(name, m) for name, m in cv.get("by_medium", {}).items()),
+        *(f"  warning: {w}" for w in _too_small_to_judge(cv.get("by_medium", {}))),
         f"  saved to {Path(args.models_dir) / version}",
     ]
     print("\n".join(lines))
@@ -153,6 +154,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _medium_line(name: str, m: dict[str, Any]) -> str:
     return (f"    {name:<9} MCC {_cell(m, 'mcc', 5)}  ham rejected {m['ham_rejected']:.2%}  "
             f"spam published {m['spam_published']:.2%}  queued {m['queue_share']:.1%}")
+
+
+#: A medium with fewer texts, or fewer of either class, has cross-validation figures
+#: that are noise (3 decisions gave "MCC 0.000, 66.7% queued").
+MIN_MEDIUM_TEXTS = 50
+MIN_MEDIUM_CLASS = 5
+
+
+def _too_small_to_judge(by_medium: dict[str, dict[str, Any]]) -> list[str]:
+    """One warning per medium of the training data too small for its own CV figures."""
+    warnings = []
+    for name, m in by_medium.items():
+        n, spam = m["n"], m.get("n_spam")
+        ham = None if spam is None else n - spam
+        if n < MIN_MEDIUM_TEXTS or (spam is not None and min(spam, ham) < MIN_MEDIUM_CLASS):
+            counts = f" ({spam} spam, {ham} ham)" if spam is not None else ""
+            warnings.append(
+                f"the {name} part of the training data has only {n} texts{counts}: too few "
+                f"for its cross-validation figures above to mean anything (that needs "
+                f"{MIN_MEDIUM_TEXTS} texts and {MIN_MEDIUM_CLASS} of each class); it is "
+                "still trained on")
+    return warnings
 
 
 def cmd_ensure_model(args: argparse.Namespace) -> int:

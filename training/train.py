@@ -23,6 +23,7 @@ def _cv_metrics(proba: np.ndarray, y: np.ndarray, publish_below: float,
     both = len(np.unique(y)) == 2
     return {  # MCC, F1 and ROC AUC are undefined on one class: JSON null, not NaN
         "n": int(len(y)),
+        "n_spam": int(y.sum()),
         "mcc": round(float(matthews_corrcoef(y, proba >= 0.5)), 4) if both else None,
         "f1": round(float(f1_score(y, proba >= 0.5)), 4) if both else None,
         "roc_auc": round(float(roc_auc_score(y, proba)), 4) if both else None,
