@@ -308,6 +308,8 @@ def test_list_and_shadow(capsys, models, env):
     assert "shadow test on the last 2 decisions" in out
     # Same artifact under two ids: they must agree everywhere.
     assert "verdicts differ on 0 comments" in out
+    # Trained on the shipped data only: none of the site's decisions.
+    assert f"note: {new} was trained on none of these 2 decisions" in out
 
 
 def test_list_marks_a_version_without_protocol_results_instead_of_printing_nan(
@@ -423,3 +425,25 @@ def test_train_warns_that_a_few_decisions_cannot_be_judged_by_their_own_figures(
         "warning: the decisions part of the training data has only 3 texts (1 spam, 2 ham): "
         "too few for its cross-validation figures above to mean anything (that needs 50 "
         "texts and 5 of each class); it is still trained on"]
+
+
+def test_shadow_says_how_many_decisions_the_candidate_was_trained_on(
+    capsys, env, trained_on_three_decisions
+):
+    folder, _, candidate, _ = trained_on_three_decisions
+    for text, label in [*THREE_DECISIONS, ("A comment it never saw, about the chorus", "ham")]:
+        env.xadd(keys.DECISIONS, {"text": text, "label": label})
+    code, out, _ = run(capsys, "--models-dir", folder, "shadow", candidate)
+    assert code == 0
+    assert (f"note: {candidate} was trained on 3 of these 4 decisions (same text): on those "
+            "the comparison is in-sample and flatters it") in out
+    # Saved before the texts were recorded: trained on a data file, which cannot be read.
+    older = copy_version(folder, candidate, folder, "20000101-000002-cccccc")
+    meta = json.loads((folder / older / "metadata.json").read_text())
+    del meta["data"]["extra_text_digests"]
+    (folder / older / "metadata.json").write_text(json.dumps(meta))
+    code, out, _ = run(capsys, "--models-dir", folder, "shadow", older)
+    assert code == 0
+    assert (f"note: cannot tell whether {older} was trained on these decisions: its metadata "
+            "names its data files (") in out and "three-decisions.jsonl" in out
+    shutil.rmtree(folder / older)

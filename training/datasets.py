@@ -9,6 +9,7 @@ message naming the file and row.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -229,6 +230,11 @@ def load_labelled(path: Path, *, require_both_classes: bool = True) -> Corpus:
         check_both_classes(corpus, str(path))
     corpus.files[str(path)] = sha256_file(path)
     return corpus
+
+
+def text_digest(text: str) -> str:
+    """A short fingerprint of one text (sha256, 16 hex digits: no collision in practice)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def check_both_classes(corpus: Corpus, name: str) -> None:

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import redis
 
-from moderation import keys
+from moderation import keys, model_registry
 from moderation.queue import POLICY_REJECT_REASONS
 from moderation.scoring import load_scorer
 
+from . import datasets
 from .datasets import Corpus, write_jsonl
 
 PAGE = 1000
@@ -93,6 +94,25 @@ def last_decisions(client: redis.Redis, last: int) -> list[tuple[str, int]]:
     return out
 
 
+#: The shipped data's file names, as a version's metadata records them.
+SHIPPED_FILES = frozenset([*datasets.YOUTUBE_VIDEOS.values(), datasets.SMS_FILE.name])
+
+
+def trained_on(models_dir: Path, version: str, texts: list[str]) -> int | None:
+    """How many of ``texts`` ``version`` was trained on, by exact text; None if unknown.
+
+    Known from the fingerprints of its --data texts, or, for a version saved before
+    they were recorded, when it had no --data files (shipped data only: no decision).
+    """
+    data = model_registry.read_metadata(models_dir, version).get("data", {})
+    if "extra_text_digests" in data:
+        seen = set(data["extra_text_digests"])
+        return sum(1 for text in texts if datasets.text_digest(text) in seen)
+    if set(data.get("files", {})) <= SHIPPED_FILES and data.get("files"):
+        return 0
+    return None
+
+
 def shadow(models_dir: Path, candidate: str, client: redis.Redis, last: int = 500) -> dict:
     """Score the last decisions with the current model and ``candidate``; compare."""
     current = load_scorer(models_dir, client=client)
@@ -102,8 +122,14 @@ def shadow(models_dir: Path, candidate: str, client: redis.Redis, last: int = 50
         return {"current": current.version, "candidate": other.version, "n": 0}
     texts = [t for t, _ in rows]
     y = np.array([label for _, label in rows])
-    result: dict[str, Any] = {"current": current.version, "candidate": other.version,
-                              "n": len(rows), "n_spam": int(y.sum())}
+    result: dict[str, Any] = {
+        "current": current.version, "candidate": other.version, "n": len(rows),
+        "n_spam": int(y.sum()),
+        # Scored on texts it learnt from, a candidate looks better than it will be.
+        "candidate_trained_on": trained_on(models_dir, other.version, texts),
+        "candidate_files": sorted(model_registry.read_metadata(models_dir, other.version)
+                                  .get("data", {}).get("files", {})),
+    }
     verdicts = {}
     for name, scorer in (("current", current), ("candidate", other)):
         proba = scorer.score_batch(texts)
@@ -138,8 +164,22 @@ def render_shadow(result: dict, top: int = 10) -> str:
         f"  candidate {result['candidate']}: wrong {result['candidate_wrong']}, held "
         f"{result['candidate_held']}",
         f"  verdicts differ on {len(result['disagreements'])} comments",
+        _in_sample_note(result),
     ]
     for d in result["disagreements"][:top]:
         lines.append(f"    [{d['label']:>4}] current {d['current']:<12} candidate "
                      f"{d['candidate']:<12} {d['text']!r}")
     return "\n".join(lines)
+
+
+def _in_sample_note(result: dict) -> str:
+    """One line: how many of the decisions scored the candidate was trained on."""
+    seen, name = result["candidate_trained_on"], result["candidate"]
+    if seen is None:
+        return (f"  note: cannot tell whether {name} was trained on these decisions: its "
+                f"metadata names its data files ({', '.join(result['candidate_files'])}) "
+                "but not their texts (saved before they were recorded)")
+    if seen == 0:
+        return f"  note: {name} was trained on none of these {result['n']} decisions"
+    return (f"  note: {name} was trained on {seen} of these {result['n']} decisions (same "
+            "text): on those the comparison is in-sample and flatters it")

@@ -111,8 +111,10 @@ def train_model(
     """Train on the shipped data plus ``extra`` labelled files; save; return (version, ...)."""
     started = time.perf_counter()
     corpus = datasets.load_shipped()
+    added = Corpus()
     for path in extra:
-        corpus.extend(datasets.load_labelled(Path(path)))
+        added.extend(datasets.load_labelled(Path(path)))
+    corpus.extend(added)
     model = fit(corpus, quick=quick, progress=progress)
     seconds = round(time.perf_counter() - started, 2)
     metadata = {
@@ -121,6 +123,9 @@ def train_model(
             "n_texts": len(corpus),
             "n_spam": int(sum(corpus.labels)),
             "sources": sorted(set(s.split(":")[0] for s in corpus.sources)),
+            # Fingerprints of the --data texts (moderators' decisions, mostly): `shadow`
+            # tells from them which of the decisions it scores this version learnt from.
+            "extra_text_digests": sorted({datasets.text_digest(t) for t in added.texts}),
         },
         "params": model.params,
         # Average signal values: explanations show signals relative to a typical text.
