@@ -164,6 +164,19 @@ def test_evaluate_writes_the_metrics(capsys, tmp_path, models):
     assert "MCC" in out
 
 
+@pytest.mark.parametrize("where", ["a directory", "under a file"])
+def test_evaluate_names_a_json_path_it_cannot_write(capsys, tmp_path, models, where):
+    folder, _, _ = models
+    data = tmp_path / "labelled.jsonl"
+    data.write_text('{"text": "Subscribe to my channel", "label": 1}\n'
+                    '{"text": "Her voice is amazing", "label": 0}\n')
+    (tmp_path / "a-file").write_text("")
+    out_json = tmp_path if where == "a directory" else tmp_path / "a-file" / "m.json"
+    code, _, err = run(capsys, "--models-dir", folder, "evaluate", "--data", data,
+                       "--json", out_json)
+    one_line_error(code, err, f"cannot write --json {out_json}")
+
+
 def test_export_decisions_reads_the_stream(capsys, tmp_path, env):
     entries = [
         {"text": "free money http://x.co", "label": "spam", "moderator": "ann"},

@@ -341,8 +341,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"  ham: rejected {m['blocked_ham']:.2%}, queued {m['ham_queued']:.2%}   "
           f"spam: published {m['spam_published']:.2%}, queued {m['spam_queued']:.2%}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:  # the metrics are printed above: nothing else is lost
+            raise CLIError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
         print(f"  written to {args.json}")
     return 0
 
