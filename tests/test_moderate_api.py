@@ -105,12 +105,63 @@ def test_list_grouped(client, tokens, redis_client):
         ("article=no-such-article", "article"),
         ("per_page=0", "per_page"),
         ("per_page=x", "per_page"),
+        ("per_page=+5", "per_page"),
+        ("per_page=%D9%A3", "per_page"),  # an Arabic-Indic 3, which int() reads as 3
+        ("page=0", "page"),
+        ("page=-1", "page"),
+        ("page=10001", "page"),
+        ("page=" + "9" * 5000, "page"),  # more digits than int() converts
+        ("page=%C2%B2", "page"),  # "²": str.isdigit() says yes, int() says no
+        ("page=1.5", "page"),
+        ("page=%201", "page"),
+        ("grouped=maybe", "grouped"),
+        ("grouped=yes", "grouped"),
+        ("grouped=TRUE", "grouped"),
+        ("min_score=0.2_5", "min_score"),  # float() reads it as 0.25
+        ("max_score=%D9%A1", "max_score"),  # an Arabic-Indic 1
     ],
 )
 def test_bad_list_parameters_are_400(client, tokens, query, field):
     response = client.get(API + "/queue?" + query, headers=tokens["alice"])
     assert response.status_code == 400
-    assert response.get_json()["error"]["field"] == field
+    error = response.get_json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_field", field)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("page=0", "page must be a whole number from 1 to 10000."),
+        ("grouped=maybe", "grouped must be 1, 0, true or false."),
+    ],
+)
+def test_a_refused_list_parameter_says_what_is_allowed(client, tokens, query, message):
+    response = client.get(API + "/queue?" + query, headers=tokens["alice"])
+    assert response.get_json()["error"]["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("query", "page", "per_page", "grouped"),
+    [
+        ("", 1, 100, False),  # the documented defaults: MODERATE_PER_PAGE, one by one
+        ("page=&per_page=&grouped=", 1, 100, False),  # empty form fields mean the default
+        ("page=10000&per_page=1000", 10000, 1000, False),
+        ("page=007&per_page=1", 7, 1, False),
+        ("grouped=true", 1, 100, True),
+        ("grouped=1", 1, 100, True),
+        ("grouped=false", 1, 100, False),
+        ("grouped=0", 1, 100, False),
+        ("min_score=1e-05&max_score=.5", 1, 100, False),
+    ],
+)
+def test_good_list_parameters_are_taken_as_given(
+    client, tokens, redis_client, query, page, per_page, grouped
+):
+    held(redis_client, "Visit my SITE now", score=0.3)
+    response = client.get(API + "/queue?" + query, headers=tokens["alice"])
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["page"], body["per_page"], "groups" in body) == (page, per_page, grouped)
 
 
 def test_claim_release_and_conflicts(client, tokens, redis_client):
@@ -261,6 +312,32 @@ def test_a_decision_cursor_redis_cannot_use_is_400_not_503(client, tokens, befor
                           headers=tokens["alice"])
     assert response.status_code == 400
     assert response.get_json()["error"]["field"] == "before"
+
+
+@pytest.mark.parametrize(
+    "count", ["0", "-1", "501", "99999999999999999999", "9" * 5000, "x", "1.0", "%C2%B2", "+5"]
+)
+def test_a_decision_count_outside_1_to_500_is_400_not_clamped(client, tokens, count):
+    response = client.get(API + "/decisions?count=" + count, headers=tokens["alice"])
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["field"] == "count"
+    assert error["message"] == "count must be a whole number from 1 to 500."
+
+
+def test_a_decision_count_gives_at_most_that_many_and_empty_means_the_default(
+    client, tokens, redis_client
+):
+    for comment in [held(redis_client, f"comment {n}") for n in range(3)]:
+        client.post(API + f"/items/{comment.id}/decision", json={"action": "approve"},
+                    headers=tokens["alice"])
+
+    def listed(query: str) -> int:
+        answer = client.get(API + "/decisions" + query, headers=tokens["alice"])
+        assert answer.status_code == 200, query
+        return len(answer.get_json()["decisions"])
+
+    assert (listed(""), listed("?count="), listed("?count=2"), listed("?count=500")) == (3, 3, 2, 3)
 
 
 def test_decision_cursors_page_back_in_time(client, tokens, redis_client):

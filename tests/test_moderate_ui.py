@@ -303,6 +303,8 @@ def test_claim_and_release_from_the_ui(alice, redis_client):
         ("?max_score=7", "Max score must be a number"),
         ("?sort=newest", "Sort by risk or by age"),
         ("?article=%3Cscript%3E", "There is no article"),
+        ("?grouped=maybe", "grouped must be 1, 0, true or false"),
+        ("?per_page=%D9%A3", "Items per page must be a whole number"),  # an Arabic-Indic 3
     ],
 )
 def test_bad_filters_are_400_with_the_form(alice, query, message):
@@ -310,6 +312,15 @@ def test_bad_filters_are_400_with_the_form(alice, query, message):
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert message in html and 'class="filters"' in html and "<script>" not in html
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "%C2%B2", "9" * 5000])
+def test_a_junk_page_number_in_a_link_still_shows_the_queue(alice, redis_client, page):
+    # Unlike the API, which refuses it: a browser's old or edited link is not worth an error.
+    held(redis_client, "still listed")
+    response = alice.get("/moderate/?page=" + page)
+    assert response.status_code == 200
+    assert "still listed" in response.get_data(as_text=True)
 
 
 def test_filters_and_sort(alice, redis_client, article_slug):

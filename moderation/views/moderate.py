@@ -64,48 +64,83 @@ class BadFilter(ValueError):
         self.field = field
 
 
-def parse_filters(args) -> dict:
-    """Sort, article and score range from a query string; raises BadFilter naming the field."""
+#: ASCII digits only, and few: str.isdigit() also takes "²" and int() takes "٣", "+3",
+#: " 3" and "1_0" (and refuses more than 4,300 digits), none of which a form or a
+#: client program means as a number.
+_WHOLE_RE = re.compile(r"[0-9]{1,9}")
+#: A plain decimal, optionally with an exponent (Python prints 0.00001 as "1e-05");
+#: no sign, spaces, "_", "inf", "nan" or non-ASCII digits, which float() would take.
+_DECIMAL_RE = re.compile(r"(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?")
+#: The spellings of a yes/no query parameter; anything else is refused, not read as "no".
+FLAGS = {"1": True, "true": True, "0": False, "false": False}
+MAX_PAGE = 10_000
+SCORE_DEFAULTS = {"min_score": 0.0, "max_score": 1.0}
+
+
+def whole_number(args, name: str, default: int, low: int, high: int, label: str = "") -> int:
+    """``args[name]`` as a whole number from ``low`` to ``high``; ``default`` when absent
+    or empty (HTML forms send empty fields); else BadFilter naming the field and range."""
+    raw = args.get(name) or ""
+    if not raw:
+        return default
+    value = int(raw) if _WHOLE_RE.fullmatch(raw) else None
+    if value is None or not low <= value <= high:
+        raise BadFilter(f"{label or name} must be a whole number from {low} to {high}.", name)
+    return value
+
+
+def flag(args, name: str, default: bool) -> bool:
+    """``args[name]`` as 1/true or 0/false; ``default`` when absent or empty."""
+    raw = args.get(name) or ""
+    if not raw:
+        return default
+    if raw not in FLAGS:
+        raise BadFilter(f"{name} must be 1, 0, true or false.", name)
+    return FLAGS[raw]
+
+
+def _score(args, name: str, default: float) -> float:
+    """``args[name]`` as a score from 0 to 1; ``default`` when absent or empty."""
+    label = name.replace("_", " ").capitalize()
+    raw = args.get(name) or ""
+    if not raw:
+        return default
+    value = float(raw) if _DECIMAL_RE.fullmatch(raw) else math.nan
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise BadFilter(f"{label} must be a number from 0 to 1.", name)
+    return value
+
+
+def parse_filters(args, *, grouped: bool = True, lenient_page: bool = False) -> dict:
+    """Sort, article, score range, page and grouping from a query string; raises
+    BadFilter naming the field.
+
+    ``grouped`` is the default when the query does not say (the UI groups, the API
+    does not). ``lenient_page`` reads a junk page number as page 1 (and clamps it to
+    1..10000) instead of refusing it: a browser's old or edited link still gets a queue.
+    """
     sort = args.get("sort", "risk") or "risk"
     if sort not in review.SORTS:
         raise BadFilter("Sort by risk or by age.", "sort")
     article = (args.get("article") or "").strip()
     if article and get_article(article) is None:
         raise BadFilter(f"There is no article '{article[:80]}'.", "article")
-    bounds = {}
-    for name, default in (("min_score", 0.0), ("max_score", 1.0)):
-        raw = (args.get(name) or "").strip()
-        try:
-            value = float(raw) if raw else default
-        except ValueError:
-            raise BadFilter(
-                f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name
-            ) from None
-        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise BadFilter(
-                f"{name.replace('_', ' ').capitalize()} must be a number from 0 to 1.", name
-            )
-        bounds[name] = value
+    bounds = {name: _score(args, name, default) for name, default in SCORE_DEFAULTS.items()}
     if bounds["min_score"] > bounds["max_score"]:
         raise BadFilter("The minimum score is above the maximum.", "min_score")
-    per_page = current_app.config["MODERATE_PER_PAGE"]
-    raw_per_page = args.get("per_page")
-    if raw_per_page:
-        try:
-            per_page = int(raw_per_page)
-        except ValueError:
-            raise BadFilter(
-                "Items per page must be a whole number from 1 to 1000.", "per_page"
-            ) from None
-        if not 1 <= per_page <= 1000:
-            raise BadFilter("Items per page must be a whole number from 1 to 1000.", "per_page")
-    grouped = args.get("grouped", "1") not in ("0", "false", "no")
+    per_page = whole_number(
+        args, "per_page", current_app.config["MODERATE_PER_PAGE"], 1, 1000, "Items per page"
+    )
+    if lenient_page:
+        page = page_number(args.get("page"))
+    else:
+        page = whole_number(args, "page", 1, 1, MAX_PAGE)
     return {
         "sort": sort,
         "article": article or None,
-        "page": page_number(args.get("page")),
+        "page": page,
         "per_page": per_page,
-        "grouped": grouped,
+        "grouped": flag(args, "grouped", grouped),
         **bounds,
     }
 
@@ -262,7 +297,7 @@ def render_queue(
 @login_required()
 def queue():
     try:
-        filters = parse_filters(request.args)
+        filters = parse_filters(request.args, lenient_page=True)
     except BadFilter as exc:
         return render_queue(error=exc.message, error_field=exc.field, status=400)
     return render_queue(filters)
@@ -295,7 +330,7 @@ def act():
     ids = [cid.strip()[:64] for cid in ids if cid.strip()][:2000]
     query = request.form.get("back", "")
     try:
-        filters = parse_filters(_args_from(query))
+        filters = parse_filters(_args_from(query), lenient_page=True)
     except BadFilter:
         filters = None
     if action not in ACTION_LABELS and action not in UI_ONLY:

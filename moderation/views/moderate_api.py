@@ -9,17 +9,21 @@ GET  /api/v1/moderation/items/<id>                one comment, its claim and dec
 GET  /api/v1/moderation/items/<id>/history        every change of the comment
 POST /api/v1/moderation/items/<id>/decision       {"action", "reason"?}
 POST /api/v1/moderation/decisions                 {"ids": [...], "action", "reason"?}
-GET  /api/v1/moderation/decisions                 recent decisions: count, before
+GET  /api/v1/moderation/decisions                 recent decisions: count (1-500), before
 POST /api/v1/moderation/items/<id>/undo           operators only
 
 Errors: 401 no/unknown token, 403 wrong role, 404 unknown item, 409 already decided
 or claimed by someone else (``error.details`` names who), 400 bad action, reason
-or parameter. A refused request writes nothing.
+or parameter: a query parameter out of range or not spelled as documented (ASCII
+digits; 1/0/true/false) is refused naming it, never clamped or read as a default.
+A refused request writes nothing.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -29,11 +33,13 @@ from ..comments import Comment
 from ..errors import ApiError
 from ..users import OPERATOR
 from .json_body import require_json
-from .moderate import BadFilter, get_queue, parse_filters
+from .moderate import BadFilter, get_queue, parse_filters, whole_number
 
 bp = Blueprint("moderate_api", __name__, url_prefix="/api/v1/moderation")
 
 MAX_IDS = 2000
+
+T = TypeVar("T")
 
 
 class RefusedError(ApiError):
@@ -111,15 +117,19 @@ def _run(call):
         raise RefusedError(exc) from None
 
 
+def _query(parse: Callable[[], T]) -> T:
+    """The result of a query-string parser; its BadFilter answered as 400 naming the field."""
+    try:
+        return parse()
+    except BadFilter as exc:
+        raise ApiError(400, "invalid_field", exc.message, exc.field) from None
+
+
 @bp.get("/queue")
 @token_required()
 def list_queue():
-    try:
-        filters = parse_filters(request.args)
-    except BadFilter as exc:
-        raise ApiError(400, "invalid_field", exc.message, exc.field) from None
     # The API lists items one by one unless asked for groups (the UI groups by default).
-    filters["grouped"] = request.args.get("grouped", "0") in ("1", "true", "yes")
+    filters = _query(lambda: parse_filters(request.args, grouped=False))
     grouped = filters["grouped"]
     listing = get_queue().list(**filters)
     body = {
@@ -248,10 +258,7 @@ def decide_many():
 @bp.get("/decisions")
 @token_required()
 def recent():
-    try:
-        count = max(1, min(int(request.args.get("count", 50)), 500))
-    except ValueError:
-        raise ApiError(400, "invalid_field", "count must be a whole number.", "count") from None
+    count = _query(lambda: whole_number(request.args, "count", 50, 1, 500))
     before = request.args.get("before") or None
     if before is not None and not review.is_decision_id(before):
         raise ApiError(400, "invalid_field", "before must be a decision entry id.", "before")
