@@ -70,13 +70,23 @@ class UserStore:
     def __init__(self, connection: redis.Redis) -> None:
         self.connection = connection
 
-    def create(self, name: str, password: str, role: str = MODERATOR) -> User:
+    def check_new(self, name: str, role: str = MODERATOR) -> None:
+        """Raise AccountError unless an account ``name`` with ``role`` could be created now.
+
+        Lets the CLI refuse before asking for a password; :meth:`create` still
+        refuses atomically if the name is taken in between.
+        """
         if not NAME_RE.match(name or ""):
             raise AccountError(
                 "A name is 1-40 characters: lower-case letters, digits, '_', '.', '-'."
             )
         if role not in ROLES:
             raise AccountError(f"Unknown role '{role}': use {' or '.join(ROLES)}.")
+        if self.connection.exists(keys.user(name)):
+            raise AccountError(f"An account named '{name}' already exists.")
+
+    def create(self, name: str, password: str, role: str = MODERATOR) -> User:
+        self.check_new(name, role)
         if len(password or "") < MIN_PASSWORD:
             raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
         data = {
@@ -171,14 +181,16 @@ users_cli = AppGroup("users", help="Manage moderator and operator accounts.")
 )
 @click.option(
     "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
     help=f"At least {MIN_PASSWORD} characters; prompted for when left out.",
 )
-def create_command(name: str, role: str, password: str) -> None:
+def create_command(name: str, role: str, password: str | None) -> None:
     """Create the account NAME."""
     try:
+        # Prompted for here, not by click while parsing, so that a taken or bad name
+        # is refused before anyone types a password twice.
+        get_users().check_new(name, role)
+        if password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         user = get_users().create(name, password, role)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None

@@ -107,3 +107,16 @@ def test_cli_errors_exit_non_zero_with_a_message(app, redis_client, args):
     assert result.exit_code != 0
     assert "Error" in result.output
     assert redis_client.keys(keys.user("*")) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("alice", "already exists"), ("Not A Name", "A name is")]
+)
+def test_cli_refuses_a_taken_or_bad_name_before_asking_for_a_password(
+    app, store, name, message
+):
+    store.create("alice", PASSWORD)
+    result = app.test_cli_runner().invoke(args=["users", "create", name], input="")
+    assert result.exit_code != 0
+    assert message in result.output and "Password" not in result.output
+    assert store.authenticate("alice", PASSWORD) is not None
