@@ -6,7 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from flask import Flask
+from flask.cli import ScriptInfo
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -96,6 +98,21 @@ def create_app(
 
 
 def _configure_logging(app: Flask) -> None:
-    level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), logging.INFO)
+    """Log at LOG_LEVEL; left unset, INFO for the service and WARNING for a `flask`
+    command such as `users create`, whose operator wants its answer, not start-up news."""
+    default = "WARNING" if _in_flask_command() else "INFO"
+    name = str(app.config.get("LOG_LEVEL") or default).upper()
+    level = getattr(logging, name, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("moderation").setLevel(level)
+
+
+def _in_flask_command() -> bool:
+    """Whether the `flask` CLI is building the app for a command other than `flask run`.
+
+    Asked of click's current context, not of the environment: gunicorn and tests
+    build the app outside any click command, and `flask run` (a server, whose logs
+    matter) loads the app inside its own "run" context.
+    """
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.find_object(ScriptInfo) is not None and ctx.info_name != "run"

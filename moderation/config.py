@@ -101,7 +101,8 @@ def from_environment() -> dict[str, Any]:
         "COMMENTS_PER_PAGE": _int("COMMENTS_PER_PAGE", 20),
         # A folder of the site's own articles (.txt, the shipped article's format).
         "ARTICLES_DIR": os.environ.get("ARTICLES_DIR", ""),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # Unset: INFO for the service, WARNING for `flask` CLI commands (see _configure_logging).
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", ""),
         # Bearer token a Prometheus scraper sends for GET /metrics; unset, only clients
         # on this machine (loopback) may read the metrics.
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),

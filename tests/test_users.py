@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
 import pytest
+from flask.cli import FlaskGroup, ScriptInfo
 from modhelpers import PASSWORD
 
 from moderation import keys
@@ -120,3 +128,52 @@ def test_cli_refuses_a_taken_or_bad_name_before_asking_for_a_password(
     assert result.exit_code != 0
     assert message in result.output and "Password" not in result.output
     assert store.authenticate("alice", PASSWORD) is not None
+
+
+def flask_command(*args: str, redis_url: str, models_dir, tmp_path, **env: str):
+    """``flask --app moderation ARGS`` in a fresh interpreter, as an operator types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "moderation", *args],
+        env={**os.environ, "REDIS_URL": redis_url, "MODELS_DIR": str(models_dir),
+             "MODERATION_VAR_DIR": str(tmp_path / "var"), **env},
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+def test_cli_commands_do_not_log_start_up_info_unless_log_level_asks(
+    redis_url, redis_client, models_dir, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    UserStore(redis_client).create("olga", PASSWORD, "operator")
+    quiet = flask_command("users", "list", redis_url=redis_url, models_dir=models_dir,
+                          tmp_path=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "olga\toperator\n" and quiet.stderr == ""
+    # The same start-up (no voice library in a fresh VAR_DIR) logs at INFO when asked to.
+    loud = flask_command("users", "list", redis_url=redis_url, models_dir=models_dir,
+                         tmp_path=tmp_path, LOG_LEVEL="INFO")
+    assert loud.returncode == 0 and " INFO moderation.captcha_audio: " in loud.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "log_level", "expected"),
+    [
+        ("flask", "", logging.WARNING),  # `flask users ...`: warnings and errors still show
+        ("flask", "DEBUG", logging.DEBUG),  # LOG_LEVEL, when set, wins
+        ("run", "", logging.INFO),  # `flask run` serves: its logs are the service's
+        (None, "", logging.INFO),  # gunicorn, tests: no click command at all
+    ],
+)
+def test_log_level_of_the_app_by_who_builds_it(make_app, command, log_level, expected):
+    moderation_log = logging.getLogger("moderation")
+    before = moderation_log.level
+    try:
+        if command is None:
+            make_app(LOG_LEVEL=log_level)
+        else:
+            with click.Context(FlaskGroup(), info_name=command, obj=ScriptInfo()):
+                make_app(LOG_LEVEL=log_level)
+        assert moderation_log.getEffectiveLevel() == expected
+    finally:
+        moderation_log.setLevel(before)
