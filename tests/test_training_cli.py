@@ -125,6 +125,19 @@ def test_bad_data_exits_non_zero_with_one_line_in_a_subprocess(tmp_path, models)
     assert "Traceback" not in result.stderr
 
 
+def test_output_piped_into_a_reader_that_leaves_ends_quietly(models):
+    """`python -m training list | head -1`: no BrokenPipeError traceback."""
+    folder, _, _ = models
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "--models-dir", str(folder), "list"],
+        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before a line is written
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 141
+    assert stderr == ""
+
+
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [
