@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .articles import default_article
+from .schemas import MAX_PAGE
 
 _ERROR = {
     "type": "object",
@@ -96,7 +97,7 @@ def document() -> dict[str, Any]:
                         {
                             "name": "page",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                         },
                         {
                             "name": "per_page",

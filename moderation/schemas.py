@@ -113,17 +113,21 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
     )
 
 
+#: The highest page number any listing takes (the API, the article page, the queue).
+MAX_PAGE = 10_000
+
+
 class ListQuery(BaseModel):
     """Query string of ``GET /api/v1/articles/<slug>/comments``."""
 
     model_config = ConfigDict(extra="ignore")
 
-    page: int = Field(default=1, ge=1, le=10_000)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int | None = Field(default=None, ge=1, le=100)
 
 
 _QUERY_MESSAGES = {
-    "page": "page must be a whole number from 1 to 10000.",
+    "page": f"page must be a whole number from 1 to {MAX_PAGE}.",
     "per_page": "per_page must be a whole number from 1 to 100.",
 }
 

@@ -320,7 +320,6 @@ class _Reloader:
         finally:
             self.lock.release()
 
-
     def watch(self) -> threading.Thread:
         """Also check from a background thread, so a worker that serves no request
         switches on time too (its metrics then name the promoted version, and the

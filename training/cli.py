@@ -72,8 +72,8 @@ def _short_by(row: dict) -> str:
     """'' for a pass; else '!' and, on a small test set, how many errors it missed by."""
     if row["pass"]:
         return ""
-    needed = row.get("errors_to_pass")  # reports made before it was counted lack it
-    return "!" if not needed else f"! ({needed} error{'s' if needed > 1 else ''} short)"
+    needed = row["errors_to_pass"]  # None: no number of corrections would pass
+    return "!" if needed is None else f"! ({needed} error{'s' if needed > 1 else ''} short)"
 
 
 def _print_protocols(summary: dict) -> None:
@@ -166,12 +166,11 @@ def _too_small_to_judge(by_medium: dict[str, dict[str, Any]]) -> list[str]:
     """One warning per medium of the training data too small for its own CV figures."""
     warnings = []
     for name, m in by_medium.items():
-        n, spam = m["n"], m.get("n_spam")
-        ham = None if spam is None else n - spam
-        if n < MIN_MEDIUM_TEXTS or (spam is not None and min(spam, ham) < MIN_MEDIUM_CLASS):
-            counts = f" ({spam} spam, {ham} ham)" if spam is not None else ""
+        n, spam = m["n"], m["n_spam"]
+        if n < MIN_MEDIUM_TEXTS or min(spam, n - spam) < MIN_MEDIUM_CLASS:
             warnings.append(
-                f"the {name} part of the training data has only {n} texts{counts}: too few "
+                f"the {name} part of the training data has only {n} texts ({spam} spam, "
+                f"{n - spam} ham): too few "
                 f"for its cross-validation figures above to mean anything (that needs "
                 f"{MIN_MEDIUM_TEXTS} texts and {MIN_MEDIUM_CLASS} of each class); it is "
                 "still trained on")

@@ -8,7 +8,7 @@ from ..captcha import ChallengeStore
 from ..comments import PageCache, hash_ip
 from ..policies import PASS_COOKIE
 from ..redis_store import get_redis
-from ..schemas import parse_submission
+from ..schemas import MAX_PAGE, parse_submission
 from ..scoring import get_scorer
 from ..submission import Client, Outcome, Protections, submit
 
@@ -76,7 +76,7 @@ def submit_comment(slug: str, fields: object) -> Outcome:
 def page_number(raw: str | None) -> int:
     """A 1-based page number from a query string; junk means the first page."""
     try:
-        return max(1, min(int(raw or 1), 10_000))
+        return max(1, min(int(raw or 1), MAX_PAGE))
     except ValueError:
         return 1
 

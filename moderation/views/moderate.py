@@ -29,6 +29,7 @@ from werkzeug.datastructures import MultiDict
 from .. import queue as review
 from ..articles import all_articles, get_article
 from ..auth import current_user, login_required, safe_next
+from ..schemas import MAX_PAGE
 from ..serving_model import DENSE
 from ..text import normalize
 from ..users import OPERATOR
@@ -73,7 +74,6 @@ _WHOLE_RE = re.compile(r"[0-9]{1,9}")
 _DECIMAL_RE = re.compile(r"(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?")
 #: The spellings of a yes/no query parameter; anything else is refused, not read as "no".
 FLAGS = {"1": True, "true": True, "0": False, "false": False}
-MAX_PAGE = 10_000
 SCORE_DEFAULTS = {"min_score": 0.0, "max_score": 1.0}
 
 
