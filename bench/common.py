@@ -5,7 +5,9 @@ Nothing here times anything; the benchmark modules do.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -117,6 +119,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A private temporary directory, removed when this process exits.
+
+    Benchmarks and the tests that start gunicorn make many of these (a gunicorn var
+    dir holds tens of MB of Redis data); left behind, repeated runs filled /tmp.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -139,7 +152,7 @@ class Gunicorn:
     def __init__(self, app_spec: str, *, env: dict[str, str] | None = None, workers: int = 2):
         self.app_spec = app_spec
         self.port = free_port()
-        self.var_dir = Path(tempfile.mkdtemp(prefix="bench-var-"))
+        self.var_dir = scratch_dir("bench-var-")
         self.log_path = self.var_dir / "gunicorn.log"
         self.env = {
             **os.environ,
@@ -231,6 +244,7 @@ class Gunicorn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        shutil.rmtree(self.var_dir, ignore_errors=True)
 
 
 @contextmanager
@@ -238,12 +252,14 @@ def redis_server() -> Iterator[str]:
     """A private redis-server on a unix socket (for in-process benchmarks)."""
     from moderation.embedded_redis import EmbeddedRedis
 
-    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+    directory = scratch_dir("bench-redis-")
+    server = EmbeddedRedis(directory)
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def ensure_model(models_dir: Path | None = None) -> Path:

@@ -21,7 +21,6 @@ import argparse
 import json
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +42,8 @@ WEIGHTS = {
 def build_app(redis_url: str, models_dir: Path, policy: str):
     from moderation import create_app
 
+    from .common import scratch_dir
+
     return create_app({
         "REDIS_URL": redis_url,
         "MODELS_DIR": str(models_dir),
@@ -54,7 +55,7 @@ def build_app(redis_url: str, models_dir: Path, policy: str):
         "RATE_LIMIT_PER_ARTICLE": "1000000 per minute",
         "RATE_LIMIT_CHALLENGES": "1000000 per minute",
         "LOG_LEVEL": "ERROR",
-        "VAR_DIR": tempfile.mkdtemp(prefix="fuzz-var-"),
+        "VAR_DIR": str(scratch_dir("fuzz-var-")),
     })
 
 

@@ -27,9 +27,18 @@ from urllib.parse import urlsplit
 LUA = Path(__file__).with_name("loadgen.lua")
 
 
+_requests_dir: Path | None = None
+
+
 def write_requests(lines: list[str]) -> Path:
+    """The request file for :func:`run`, kept until this process exits."""
+    global _requests_dir
+    if _requests_dir is None:
+        from bench.common import scratch_dir
+
+        _requests_dir = scratch_dir("bench-requests-")
     handle = tempfile.NamedTemporaryFile(
-        "w", prefix="bench-requests-", suffix=".txt", delete=False, encoding="utf-8"
+        "w", dir=_requests_dir, suffix=".txt", delete=False, encoding="utf-8"
     )
     with handle:
         for line in lines:

@@ -18,7 +18,6 @@ import collections
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 from moderation.articles import default_article
 
 from . import loadgen, read_path, write_path
-from .common import Gunicorn, ensure_model
+from .common import Gunicorn, ensure_model, scratch_dir
 
 
 def top_frames(raw: Path, count: int = 30) -> str:
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("py-spy is not installed: pip install -e '.[bench]'")
     models = str(ensure_model())
     slug = default_article().slug
-    raw = Path(tempfile.mkdtemp(prefix="bench-profile-")) / "profile.txt"
+    raw = scratch_dir("bench-profile-") / "profile.txt"
     with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": models}) as server:
         read_path.seed(server, slug, read_path.PUBLISHED)
         if args.target == "post":

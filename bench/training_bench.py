@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import PROJECT_ROOT, RESULTS_DIR, Row, Section, python
+from .common import PROJECT_ROOT, RESULTS_DIR, Row, Section, python, scratch_dir
 
 SIZES = (10_000, 100_000, 300_000, 1_000_000)
 QUICK_SIZES = (300, 600)
@@ -48,8 +48,8 @@ def timed(args: list[str], env: dict | None = None) -> dict:
 def cv_retrain(quick: bool) -> tuple[dict, dict]:
     if quick:  # a retrain takes tens of seconds: not in the smoke run
         return {"skipped": "quick mode"}, {"skipped": "quick mode"}
-    models = tempfile.mkdtemp(prefix="bench-models-")
-    reports = tempfile.mkdtemp(prefix="bench-reports-")
+    models = str(scratch_dir("bench-models-"))
+    reports = str(scratch_dir("bench-reports-"))
     cmd = [python(), "-m", "training", "--models-dir", models, "--reports-dir", reports,
            "train", "--no-report"]
     # No same-run baseline here: `train --quick` took 40 s more of the 10-minute budget.

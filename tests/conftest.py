@@ -7,8 +7,10 @@ once per test session.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,8 +21,11 @@ from pathlib import Path
 import pytest
 import redis
 
-# Keep generated secrets and embedded-redis data of the test run out of the repo.
-os.environ.setdefault("MODERATION_VAR_DIR", tempfile.mkdtemp(prefix="moderation-var-"))
+# Keep generated secrets and embedded-redis data of the test run out of the repo,
+# and out of /tmp once the run is over.
+if "MODERATION_VAR_DIR" not in os.environ:
+    os.environ["MODERATION_VAR_DIR"] = tempfile.mkdtemp(prefix="moderation-var-")
+    atexit.register(shutil.rmtree, os.environ["MODERATION_VAR_DIR"], ignore_errors=True)
 os.environ.pop("REDIS_URL", None)
 
 from moderation import create_app  # noqa: E402

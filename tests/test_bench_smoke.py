@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +26,17 @@ EXPECTED_SECTIONS = {
 }
 
 
+@pytest.fixture
+def private_tmpdir() -> Iterator[Path]:
+    """A TMPDIR of its own (short: unix socket paths live under it)."""
+    path = Path(tempfile.mkdtemp(prefix="bt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_quick_bench_writes_table_and_json(models_dir, tmp_path):
-    env = {**os.environ, "MODELS_DIR": str(models_dir)}
+def test_quick_bench_writes_table_and_json(models_dir, tmp_path, private_tmpdir):
+    env = {**os.environ, "MODELS_DIR": str(models_dir), "TMPDIR": str(private_tmpdir)}
     env.pop("REDIS_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--models-dir", str(models_dir),
@@ -33,6 +44,8 @@ def test_quick_bench_writes_table_and_json(models_dir, tmp_path):
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # Its gunicorn var dirs, Redis data and request files are gone with it.
+    assert list(private_tmpdir.iterdir()) == []
 
     data = json.loads((tmp_path / "quick.json").read_text())
     assert data["mode"] == "quick"
