@@ -49,3 +49,15 @@ def test_the_form_and_the_pages_answer_503_in_html(stranded):
     for path in (f"/api/v1/articles/{slug}/comments", "/readyz"):
         assert client.get(path).status_code == 503, path
     assert client.post("/api/v1/challenges").status_code == 503
+
+
+def test_metrics_are_still_served_while_redis_is_down(stranded):
+    """The outage's 503s are what an operator scrapes for; only the queue size needs Redis."""
+    client, _ = stranded
+    assert client.get("/readyz").status_code == 503
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    text = answer.get_data(as_text=True)
+    assert 'endpoint="ops.readyz",method="GET",status="503"' in text
+    assert "moderation_review_queue_size " not in text
+
