@@ -285,6 +285,8 @@ class _Reloader:
         self.interval = interval
         self.next_check = time.monotonic() + interval
         self.lock = threading.Lock()
+        # Redis did not answer the last check: warn once per outage, not every check.
+        self.failing = False
 
     def _load(self, version: str) -> Scorer:
         return load_scorer(
@@ -304,8 +306,14 @@ class _Reloader:
             try:
                 wanted = model_registry.current_from_redis(client)
             except Exception as exc:  # Redis down: keep serving the loaded model
-                log.warning("model reload check failed: %s", exc)
+                if not self.failing:
+                    log.warning("model reload check failed (not repeated until Redis "
+                                "answers again): %s", exc)
+                self.failing = True
                 return
+            if self.failing:
+                self.failing = False
+                log.info("model reload check: Redis answers again")
             current: Scorer = self.app.extensions["scorer"]
             if not wanted or wanted == current.version:
                 return

@@ -61,3 +61,26 @@ def test_metrics_are_still_served_while_redis_is_down(stranded):
     assert 'endpoint="ops.readyz",method="GET",status="503"' in text
     assert "moderation_review_queue_size " not in text
 
+
+def test_the_model_reload_check_warns_once_per_outage(stranded, redis_client, caplog):
+    """Every worker checks every MODEL_RELOAD_SECONDS: one warning per check was two log
+    lines a second under `make run` for as long as Redis stayed down."""
+    client, _ = stranded
+    app = client.application
+    reloader = app.extensions["scorer_reloader"]
+    down = app.extensions["redis"]
+
+    def checks(times: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="moderation.scoring"):
+            for _ in range(times):
+                reloader.next_check = 0.0
+                reloader.check()
+        return [f"{r.levelname} {r.getMessage()}" for r in caplog.records]
+
+    first_outage = checks(5)
+    assert len(first_outage) == 1 and first_outage[0].startswith("WARNING model reload check")
+    app.extensions["redis"] = redis_client  # a Redis that answers
+    assert checks(3) == ["INFO model reload check: Redis answers again"]
+    app.extensions["redis"] = down
+    assert len(checks(3)) == 1  # the next outage is reported again
