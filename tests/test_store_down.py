@@ -84,3 +84,25 @@ def test_the_model_reload_check_warns_once_per_outage(stranded, redis_client, ca
     assert checks(3) == ["INFO model reload check: Redis answers again"]
     app.extensions["redis"] = down
     assert len(checks(3)) == 1  # the next outage is reported again
+
+
+def test_the_app_starts_while_redis_is_down_and_serves_once_it_answers(models_dir, tmp_path):
+    """A gunicorn worker booted during an outage (a restart, a worker replaced) raised in
+    create_app, and gunicorn stopped the whole server ("Worker failed to boot")."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    server.stop()
+    app = create_app({
+        "TESTING": True, "REDIS_URL": url, "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": "test-secret", "IP_HASH_KEY": "test-ip-key",
+    }, challenge_text=lambda length: CAPTCHA_TEXT)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/").status_code == 503
+    server.start()
+    try:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/").status_code == 200
+    finally:
+        server.stop()
