@@ -20,7 +20,8 @@ Names and labels (bounded sets; never a comment, an IP or a user):
 ``moderation_http_request_seconds``        histogram by ``endpoint``
 ``moderation_model_info``                  1 per worker (``pid``) for the ``version`` it
                                            serves: a promotion shows up worker by worker
-``moderation_review_queue_size``           comments waiting for a moderator (Redis)
+``moderation_review_queue_size``           comments waiting for a moderator (Redis);
+                                           absent while Redis does not answer
 =========================================  =============================================
 """
 
@@ -88,10 +89,14 @@ class _QueueSize:
         self.connection = connection
 
     def collect(self):
+        try:
+            size = self.connection.zcard(keys.REVIEW_QUEUE)
+        except redis.RedisError:  # the rest of the scrape still shows the outage's 503s
+            return
         family = GaugeMetricFamily(
             "moderation_review_queue_size", "Comments waiting for a moderator."
         )
-        family.add_metric([], float(self.connection.zcard(keys.REVIEW_QUEUE)))
+        family.add_metric([], float(size))
         yield family
 
 

@@ -6,9 +6,12 @@ Domain modules take a ``redis.Redis`` as an argument; only views call
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
+import click
 import redis
 from flask import Flask, current_app
 
@@ -36,3 +39,18 @@ def init_app(app: Flask) -> None:
 
 def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
+
+
+def cli_redis_errors(command):
+    """A `flask` CLI command whose Redis does not answer ends with one line naming the
+    server (its password hidden), exit status 1, instead of redis-py's traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except redis.RedisError as exc:
+            url = re.sub(r"//[^/@]*@", "//***@", current_app.config.get("REDIS_URL") or "")
+            raise click.ClickException(f"cannot reach Redis at {url}: {exc}") from None
+
+    return wrapper

@@ -22,6 +22,7 @@ import redis
 
 from . import keys
 from .comments import HELD, REJECTED
+from .redis_store import cli_redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def init_app(app) -> None:  # noqa: ANN001 - a Flask app
                   help="Override RETENTION_REJECTED_DAYS (0 = keep).")
     @click.option("--held-days", type=int, default=None,
                   help="Override RETENTION_HELD_DAYS (0 = keep).")
+    @cli_redis_errors
     def purge_command(rejected_days: int | None, held_days: int | None) -> None:
         """Delete rejected and held comments older than the retention limits."""
         report = purge(

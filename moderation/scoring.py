@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 from flask import Flask, current_app
 
 from . import metrics, model_registry
@@ -285,6 +286,8 @@ class _Reloader:
         self.interval = interval
         self.next_check = time.monotonic() + interval
         self.lock = threading.Lock()
+        # Redis did not answer the last check: warn once per outage, not every check.
+        self.failing = False
 
     def _load(self, version: str) -> Scorer:
         return load_scorer(
@@ -304,8 +307,14 @@ class _Reloader:
             try:
                 wanted = model_registry.current_from_redis(client)
             except Exception as exc:  # Redis down: keep serving the loaded model
-                log.warning("model reload check failed: %s", exc)
+                if not self.failing:
+                    log.warning("model reload check failed (not repeated until Redis "
+                                "answers again): %s", exc)
+                self.failing = True
                 return
+            if self.failing:
+                self.failing = False
+                log.info("model reload check: Redis answers again")
             current: Scorer = self.app.extensions["scorer"]
             if not wanted or wanted == current.version:
                 return
@@ -342,14 +351,22 @@ class _Reloader:
 def init_app(app: Flask) -> None:
     """Load the current model once and check for promotions before requests."""
     client = app.extensions.get("redis")
-    app.extensions["scorer"] = load_scorer(
-        app.config["MODELS_DIR"],
-        publish_below=app.config.get("PUBLISH_BELOW"),
-        reject_at=app.config.get("REJECT_AT"),
-        client=client,
-    )
+    thresholds = {"publish_below": app.config.get("PUBLISH_BELOW"),
+                  "reject_at": app.config.get("REJECT_AT")}
+    redis_down = False
+    try:
+        scorer = load_scorer(app.config["MODELS_DIR"], client=client, **thresholds)
+    except redis.RedisError as exc:
+        # Start anyway (requests answer 503 until Redis is back): the models folder's
+        # current version now, the Redis record once the reloader can read it.
+        log.warning("Redis does not answer at start (%s): serving the models folder's "
+                    "current version until it does", exc)
+        scorer = load_scorer(app.config["MODELS_DIR"], **thresholds)
+        redis_down = True
+    app.extensions["scorer"] = scorer
     metrics.model_switched(None, app.extensions["scorer"].version)
     reloader = _Reloader(app, float(app.config.get("MODEL_RELOAD_SECONDS") or 1.0))
+    reloader.failing = redis_down
     app.extensions["scorer_reloader"] = reloader
     app.before_request(reloader.check)
 

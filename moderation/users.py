@@ -27,6 +27,7 @@ from flask.cli import AppGroup
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import keys
+from .redis_store import cli_redis_errors
 
 MODERATOR = "moderator"
 OPERATOR = "operator"
@@ -183,6 +184,7 @@ users_cli = AppGroup("users", help="Manage moderator and operator accounts.")
     "--password",
     help=f"At least {MIN_PASSWORD} characters; prompted for when left out.",
 )
+@cli_redis_errors
 def create_command(name: str, role: str, password: str | None) -> None:
     """Create the account NAME."""
     try:
@@ -199,6 +201,7 @@ def create_command(name: str, role: str, password: str | None) -> None:
 
 @users_cli.command("token")
 @click.argument("name")
+@cli_redis_errors
 def token_command(name: str) -> None:
     """Print a new bearer API token for NAME (shown only this once)."""
     try:
@@ -210,12 +213,14 @@ def token_command(name: str) -> None:
 
 @users_cli.command("revoke-tokens")
 @click.argument("name")
+@cli_redis_errors
 def revoke_command(name: str) -> None:
     """Revoke every API token of NAME."""
     click.echo(f"Revoked {get_users().revoke_tokens(name)} token(s) of '{name}'.")
 
 
 @users_cli.command("list")
+@cli_redis_errors
 def list_command() -> None:
     """List accounts and their roles."""
     for user in get_users().all():

@@ -14,6 +14,7 @@ import pytest
 from modhelpers import PASSWORD, held
 
 from moderation import keys
+from moderation.queue import ReviewQueue
 from moderation.users import UserStore
 
 pytestmark = pytest.mark.browser
@@ -51,10 +52,10 @@ def seeded(redis_client, article_slug):
     return good, campaign, other
 
 
-def log_in(page, base: str) -> None:
+def log_in(page, base: str, name: str = "mia") -> None:
     page.goto(f"{base}/moderate/")
     assert re.search(r"/login\?next=", page.url), "readers are sent to the login page"
-    page.fill("#name", "mia")
+    page.fill("#name", name)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/moderate/**")
@@ -127,3 +128,45 @@ def test_hotkeys_do_nothing_while_typing_in_a_filter(live_server, page, seeded, 
     page.wait_for_timeout(300)
     assert redis_client.xlen(keys.DECISIONS) == 0
     assert page.inner_text("#queue-depth") == "5"
+
+
+def test_two_moderators_claim_and_a_claim_can_be_released_from_the_page(
+    live_server, browser, seeded, redis_client
+):
+    """The page offered Claim but no Release: a claim made by mistake kept the comments
+    from every other moderator for LEASE_SECONDS (10 minutes)."""
+    good = seeded[0]
+    UserStore(redis_client).create("noa", PASSWORD, "moderator")
+    pages = {}
+    for name in ("mia", "noa"):
+        pages[name] = browser.new_context().new_page()
+        pages[name].set_default_timeout(10_000)
+        log_in(pages[name], live_server.url, name)
+    mia, noa = pages["mia"], pages["noa"]
+    row = f"li.group[data-ids='{good.id}']"
+
+    mia.check(f"{row} input[name=ids]")
+    with mia.expect_navigation():
+        mia.click("button[value=claim]")
+    assert "Claimed 1 comment" in mia.inner_text(".flash")
+
+    noa.check(f"{row} input[name=ids]")
+    with noa.expect_navigation():
+        noa.click("button[value=claim]")
+    assert "Nothing was changed" in noa.inner_text("body")
+    assert "claimed by mia" in noa.inner_text(row)
+
+    mia.check(f"{row} input[name=ids]")
+    with mia.expect_navigation():
+        mia.click("button[value=release]")
+    assert "Released 1 comment" in mia.inner_text(".flash")
+    assert ReviewQueue(redis_client).holders([good.id]) == {}
+
+    noa.goto(f"{live_server.url}/moderate/")
+    noa.check(f"{row} input[name=ids]")
+    with noa.expect_navigation():
+        noa.click("button[value=claim]")
+    assert "Claimed 1 comment" in noa.inner_text(".flash")
+    assert ReviewQueue(redis_client).holders([good.id])[good.id][0] == "noa"
+    for page in pages.values():
+        page.context.close()

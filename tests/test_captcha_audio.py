@@ -94,6 +94,16 @@ def test_without_a_library_the_shipped_voice_is_used(tmp_path):
     assert audio.render("K7PX")[:4] == b"RIFF"
 
 
+def test_without_spanish_voices_the_form_offers_no_spanish_audio(make_app, tmp_path):
+    """The shipped voice is English only: "escuchar en español" played English letters
+    (under docker compose too, whose image has no espeak-ng)."""
+    app = make_app(CAPTCHA_VOICES_DIR=str(tmp_path / "missing"))
+    assert app.extensions["captcha"].audio.fallback
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert "Listen to the characters" in html
+    assert "lang=es" not in html and "escuchar" not in html
+
+
 @needs_espeak
 def test_voice_library_has_several_voices_per_character_in_two_languages(voice_library):
     directory, counts = voice_library
@@ -124,6 +134,7 @@ def test_app_uses_the_built_library_in_both_languages(voice_library, make_app):
     spanish = client.get(challenge["audio_url"] + "?lang=es")
     assert english.status_code == spanish.status_code == 200
     assert english.data != spanish.data
+    assert "?lang=es" in client.get("/").get_data(as_text=True)  # the form offers it
 
 
 @needs_espeak

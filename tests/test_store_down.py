@@ -49,3 +49,60 @@ def test_the_form_and_the_pages_answer_503_in_html(stranded):
     for path in (f"/api/v1/articles/{slug}/comments", "/readyz"):
         assert client.get(path).status_code == 503, path
     assert client.post("/api/v1/challenges").status_code == 503
+
+
+def test_metrics_are_still_served_while_redis_is_down(stranded):
+    """The outage's 503s are what an operator scrapes for; only the queue size needs Redis."""
+    client, _ = stranded
+    assert client.get("/readyz").status_code == 503
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    text = answer.get_data(as_text=True)
+    assert 'endpoint="ops.readyz",method="GET",status="503"' in text
+    assert "moderation_review_queue_size " not in text
+
+
+def test_the_model_reload_check_warns_once_per_outage(stranded, redis_client, caplog):
+    """Every worker checks every MODEL_RELOAD_SECONDS: one warning per check was two log
+    lines a second under `make run` for as long as Redis stayed down."""
+    client, _ = stranded
+    app = client.application
+    reloader = app.extensions["scorer_reloader"]
+    down = app.extensions["redis"]
+
+    def checks(times: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="moderation.scoring"):
+            for _ in range(times):
+                reloader.next_check = 0.0
+                reloader.check()
+        return [f"{r.levelname} {r.getMessage()}" for r in caplog.records]
+
+    first_outage = checks(5)
+    assert len(first_outage) == 1 and first_outage[0].startswith("WARNING model reload check")
+    app.extensions["redis"] = redis_client  # a Redis that answers
+    assert checks(3) == ["INFO model reload check: Redis answers again"]
+    app.extensions["redis"] = down
+    assert len(checks(3)) == 1  # the next outage is reported again
+
+
+def test_the_app_starts_while_redis_is_down_and_serves_once_it_answers(models_dir, tmp_path):
+    """A gunicorn worker booted during an outage (a restart, a worker replaced) raised in
+    create_app, and gunicorn stopped the whole server ("Worker failed to boot")."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    server.stop()
+    app = create_app({
+        "TESTING": True, "REDIS_URL": url, "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": "test-secret", "IP_HASH_KEY": "test-ip-key",
+    }, challenge_text=lambda length: CAPTCHA_TEXT)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/").status_code == 503
+    server.start()
+    try:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/").status_code == 200
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, ScriptInfo
 from modhelpers import PASSWORD
 
 from moderation import keys
+from moderation.embedded_redis import EmbeddedRedis
 from moderation.users import AccountError, UserStore, token_hash
 
 
@@ -177,3 +178,19 @@ def test_log_level_of_the_app_by_who_builds_it(make_app, command, log_level, exp
         assert moderation_log.getEffectiveLevel() == expected
     finally:
         moderation_log.setLevel(before)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("users", "list"), ("users", "create", "mo", "--password", PASSWORD), ("users", "token", "mo"),
+     ("purge",)],
+)
+def test_cli_commands_say_in_one_line_that_redis_does_not_answer(args, models_dir, tmp_path):
+    """They printed a 60-line redis-py traceback (from cron, for purge, every day)."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    server.stop()
+    result = flask_command(*args, redis_url=url, models_dir=models_dir, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert f"Error: cannot reach Redis at {url}: " in result.stderr
+    assert "Traceback" not in result.stderr

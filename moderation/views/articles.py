@@ -165,6 +165,8 @@ def _render_page(context: dict, values: dict[str, str], *, form: dict, errors: d
         max_name=current_app.config["MAX_NAME_CHARS"],
         captcha_width=current_app.config["CAPTCHA_WIDTH"],
         captcha_height=current_app.config["CAPTCHA_HEIGHT"],
+        # Without a voice library the shipped voice speaks English only.
+        spanish_audio="es" in getattr(get_challenges().audio, "languages", ()),
     )
 
 
