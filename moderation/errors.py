@@ -61,6 +61,11 @@ STORE_DOWN_MESSAGE = (
     "Our comment store is not answering, so nothing was saved. Please go back and "
     f"send it again in {STORE_DOWN_RETRY_SECONDS} seconds or so."
 )
+#: For a page or listing: there was nothing to save, only something to show.
+STORE_DOWN_READ_MESSAGE = (
+    "Our comment store is not answering. Please try again in "
+    f"{STORE_DOWN_RETRY_SECONDS} seconds or so."
+)
 
 
 def _code_for(exc: HTTPException) -> str:
@@ -142,7 +147,9 @@ def init_app(app: Flask) -> None:
         # Every piece of state lives in Redis, so nothing was half-done: the client
         # may simply send the same request again.
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        body, status = error_response(ApiError(503, "storage_unavailable", STORE_DOWN_MESSAGE))
+        message = STORE_DOWN_READ_MESSAGE if request.method in ("GET", "HEAD") else \
+            STORE_DOWN_MESSAGE
+        body, status = error_response(ApiError(503, "storage_unavailable", message))
         return body, status, {"Retry-After": str(STORE_DOWN_RETRY_SECONDS)}
 
     @app.errorhandler(ParseException)

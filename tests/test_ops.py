@@ -54,6 +54,7 @@ def test_readiness_is_503_with_the_reason_when_redis_does_not_answer(app, client
     assert answer.status_code == 503
     assert answer.get_json()["status"] == "not ready"
     assert "Redis does not answer" in answer.get_json()["reason"]
+    assert "127.0.0.1" not in answer.get_json()["reason"]  # where Redis runs is not public
 
 
 def test_stored_comments_and_captcha_answers_are_counted(client, article_slug):

@@ -46,6 +46,8 @@ def test_the_form_and_the_pages_answer_503_in_html(stranded):
     for path in (f"/articles/{slug}", "/"):
         page = client.get(path)
         assert page.status_code == 503 and page.mimetype == "text/html", path
+        # A page saves nothing, so it does not talk of saving or sending again.
+        assert b"try again in" in page.data and b"nothing was saved" not in page.data, path
     for path in (f"/api/v1/articles/{slug}/comments", "/readyz"):
         assert client.get(path).status_code == 503, path
     assert client.post("/api/v1/challenges").status_code == 503

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
 import redis
 from flask import Blueprint, current_app, jsonify, request
@@ -21,6 +22,7 @@ from .. import metrics
 from ..errors import ApiError
 from ..redis_store import get_redis
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
 
@@ -34,7 +36,10 @@ def readyz():
     try:
         get_redis().ping()
     except redis.RedisError as exc:
-        return jsonify(status="not ready", reason=f"Redis does not answer: {exc}"), 503
+        # The detail names Redis's host and port: for the log, not for anyone asking.
+        log.info("not ready: Redis does not answer: %s", exc)
+        return jsonify(status="not ready",
+                       reason=f"Redis does not answer ({type(exc).__name__})"), 503
     scorer = current_app.extensions.get("scorer")
     if scorer is None:
         return jsonify(status="not ready", reason="no model is loaded"), 503
