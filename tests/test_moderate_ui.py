@@ -253,6 +253,20 @@ def test_bad_form_input_rerenders_the_queue(alice, redis_client, data, status, m
     assert snapshot(redis_client) == before
 
 
+def test_reject_takes_no_reason_until_the_moderator_chooses_one(alice, redis_client):
+    # A preselected "Off topic" filed adverts as policy rejections, which the training
+    # export leaves out; now Reject without a choice is refused and changes nothing.
+    comment = held(redis_client)
+    page = alice.get("/moderate/").get_data(as_text=True)
+    select = page.split('id="reject-reason">', 1)[1].split("</select>", 1)[0]
+    assert select.split("<option", 2)[1].startswith(' value="" selected>')
+    before = snapshot(redis_client)
+    response = alice.post("/moderate/act", data={
+        **queue_form(alice), "do": "reject", "reason": "", "ids": [comment.id]})
+    assert response.status_code == 400 and "needs a reason" in response.get_data(as_text=True)
+    assert snapshot(redis_client) == before
+
+
 def test_missing_or_wrong_csrf_is_400_and_changes_nothing(alice, redis_client):
     comment = held(redis_client)
     before = snapshot(redis_client)
