@@ -147,13 +147,14 @@ class AudioChallenges:
     def languages(self) -> list[str]:
         return sorted(self.speakers)
 
+    def spoken(self, language: str) -> str:
+        """The language :meth:`render` speaks when asked for ``language``."""
+        if language in self.speakers:
+            return language
+        return "en" if "en" in self.speakers else next(iter(self.speakers))
+
     def render(self, chars: str, language: str = "en") -> bytes:
-        speaker = (
-            self.speakers.get(language)
-            or self.speakers.get("en")
-            or next(iter(self.speakers.values()))
-        )
-        return bytes(speaker.generate(chars))
+        return bytes(self.speakers[self.spoken(language)].generate(chars))
 
 
 def library_complete(directory: Path) -> bool:

@@ -102,6 +102,10 @@ def test_without_spanish_voices_the_form_offers_no_spanish_audio(make_app, tmp_p
     html = app.test_client().get("/").get_data(as_text=True)
     assert "Listen to the characters" in html
     assert "lang=es" not in html and "escuchar" not in html
+    # The API may still ask for Spanish: the answer says it is English.
+    challenge = app.test_client().post("/api/v1/challenges").get_json()
+    spoken = app.test_client().get(challenge["audio_url"] + "?lang=es")
+    assert spoken.status_code == 200 and spoken.headers["Content-Language"] == "en"
 
 
 @needs_espeak
@@ -134,6 +138,8 @@ def test_app_uses_the_built_library_in_both_languages(voice_library, make_app):
     spanish = client.get(challenge["audio_url"] + "?lang=es")
     assert english.status_code == spanish.status_code == 200
     assert english.data != spanish.data
+    assert (english.headers["Content-Language"], spanish.headers["Content-Language"]) == \
+        ("en", "es")
     assert "?lang=es" in client.get("/").get_data(as_text=True)  # the form offers it
 
 

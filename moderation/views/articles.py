@@ -267,7 +267,10 @@ def captcha_audio(challenge_id: str):
             404, "unknown_challenge", "This CAPTCHA has expired or was already used.",
             "challenge_id",
         )
-    return no_store(current_app.response_class(wav, mimetype="audio/wav"))
+    response = current_app.response_class(wav, mimetype="audio/wav")
+    # Without a Spanish voice library Spanish falls back to English: say which it is.
+    response.headers["Content-Language"] = get_challenges().audio.spoken(language)
+    return no_store(response)
 
 
 def handle_csrf_error(error: CSRFError):
