@@ -19,14 +19,7 @@ model: install  ## train a first model if none exists yet
 	$(BIN)/python -m training ensure-model
 
 voices: install  ## the audio CAPTCHA's larger voice library, built once when espeak-ng is installed
-	@$(BIN)/python -c "import shutil, sys; from pathlib import Path; \
-	from moderation.config import from_environment; \
-	from moderation.captcha_audio import build_voice_library; \
-	config = from_environment(); \
-	target = Path(config['CAPTCHA_VOICES_DIR'] or Path(config['VAR_DIR']) / 'captcha-voices'); \
-	sys.exit(0) if target.exists() else None; \
-	print('audio CAPTCHA: espeak-ng not installed, using the captcha package voice') if not shutil.which('espeak-ng') \
-	else print('audio CAPTCHA voice library built:', build_voice_library(target), 'in', target)"
+	@$(BIN)/python -c "import sys; from moderation.captcha_audio import make_voices; sys.exit(make_voices())"
 
 run: model voices  ## serve on http://127.0.0.1:8000, or BIND (embedded Redis unless REDIS_URL is set)
 	@echo "Serving on http://$${BIND:-127.0.0.1:8000}/  (Ctrl-C stops the service and its embedded Redis)"

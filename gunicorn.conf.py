@@ -76,6 +76,7 @@ def on_starting(server):
     gunicorn.util.write_error = _json_error
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
+    _check_configuration(server)  # imports the app's package: after _metrics_dir
     if not os.environ.get("REDIS_URL"):
         from moderation.embedded_redis import EmbeddedRedis
 
@@ -83,6 +84,18 @@ def on_starting(server):
         os.environ["REDIS_URL"] = _embedded.start()
         server.log.info("embedded redis at %s (data in %s)", _embedded.url, _embedded.data_dir)
     _import_libraries()
+
+
+def _check_configuration(server) -> None:
+    """Stop at once, in one line, on a setting the app cannot run with: each worker
+    would otherwise fail to boot with a traceback."""
+    from moderation.config import ConfigError, from_environment
+
+    try:
+        from_environment()
+    except ConfigError as exc:
+        server.log.error("configuration error: %s", exc)
+        raise SystemExit(2) from None
 
 
 def _metrics_dir(path: Path) -> None:

@@ -19,6 +19,7 @@ import logging
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import wave
@@ -280,3 +281,25 @@ def build_voices_command(directory: str | None) -> None:
         f"built {target}: " + ", ".join(f"{lang} {n} recordings" for lang, n in counts.items())
     )
     click.echo("restart the service to load it")
+
+
+def make_voices() -> int:
+    """``make voices``: build the library once, when espeak-ng is installed.
+
+    Returns the exit status; a bad setting is one line, as under gunicorn.
+    """
+    from .config import ConfigError, from_environment
+
+    try:
+        config = from_environment()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    target = Path(config["CAPTCHA_VOICES_DIR"] or Path(config["VAR_DIR"]) / "captcha-voices")
+    if target.exists():
+        return 0
+    if not shutil.which("espeak-ng"):
+        print("audio CAPTCHA: espeak-ng not installed, using the captcha package voice")
+        return 0
+    print("audio CAPTCHA voice library built:", build_voice_library(target), "in", target)
+    return 0

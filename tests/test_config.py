@@ -1,0 +1,93 @@
+"""A setting the service cannot run with stops it at start, in one line naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moderation.config import ConfigError, from_environment
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def private_var_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODERATION_VAR_DIR", str(tmp_path / "var"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TRUSTED_PROXIES", "x", "expected a whole number of at least 0"),
+        ("TRUSTED_PROXIES", "-1", "expected a whole number of at least 0"),
+        ("PUBLISH_BELOW", "2", "expected a number from 0.0 to 1.0"),
+        ("REJECT_AT", "abc", "expected a number from 0.0 to 1.0"),
+        ("BODY_TIMEOUT_SECONDS", "nan", "expected a number of at least 0.1"),
+        ("BODY_TIMEOUT_SECONDS", "inf", "expected a number of at least 0.1"),
+        ("LEASE_SECONDS", "0", "expected a number of at least 1.0"),
+        ("CAPTCHA_LENGTH_MAX", "99", "expected a whole number from 1 to 20"),
+        ("RATE_LIMIT_PER_IP", "lots", "expected limits such as"),
+        ("RATE_LIMIT_STRATEGY", "token-bucket", "expected one of sliding-window-counter"),
+        ("CHALLENGE_POLICY", "never", "expected one of always, remember, adaptive"),
+        ("FILL_TIME_ACTION", "drop", "expected one of hold, reject"),
+        ("LOG_LEVEL", "verbose", "expected one of DEBUG"),
+        # Read as "off" before: a secure cookie the operator asked for was not secure.
+        ("SESSION_COOKIE_SECURE", "on", "expected 1 or 0"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        from_environment()
+    assert str(refused.value).startswith(f"{name}=")
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [("CAPTCHA_LENGTH_MIN", "CAPTCHA_LENGTH_MAX"), ("PUBLISH_BELOW", "REJECT_AT")],
+)
+def test_a_range_whose_ends_are_swapped_is_refused(monkeypatch, low, high):
+    monkeypatch.setenv(low, "0.9" if low == "PUBLISH_BELOW" else "9")
+    monkeypatch.setenv(high, "0.5" if high == "REJECT_AT" else "6")
+    with pytest.raises(ConfigError, match=f"{low} .* is above {high}"):
+        from_environment()
+
+
+def test_defaults_and_usual_spellings_are_accepted(monkeypatch):
+    for name, value in {"LOG_LEVEL": "debug", "SESSION_COOKIE_SECURE": "true",
+                        "RATE_LIMIT_PER_IP": "10/minute", "MIN_FILL_SECONDS": "0",
+                        "REPEAT_WINDOW_SECONDS": "0", "TRUSTED_PROXIES": " 1 "}.items():
+        monkeypatch.setenv(name, value)
+    settings = from_environment()
+    assert settings["LOG_LEVEL"] == "DEBUG" and settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["TRUSTED_PROXIES"] == 1 and settings["MIN_FILL_SECONDS"] == 0.0
+
+
+def test_gunicorn_stops_at_once_with_one_line(tmp_path):
+    env = {**os.environ, "TRUSTED_PROXIES": "two", "BIND": "127.0.0.1:0",
+           "MODERATION_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "moderation.wsgi:app"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "configuration error: TRUSTED_PROXIES='two': expected a whole number" in done.stderr
+    assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
+
+
+def test_make_voices_says_it_in_one_line_too(tmp_path):
+    env = {**os.environ, "CAPTCHA_LENGTH_MIN": "0", "MODERATION_VAR_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from moderation.captcha_audio import make_voices; sys.exit(make_voices())"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "configuration error: CAPTCHA_LENGTH_MIN='0': expected a whole number from 1 to 20"
+    )
