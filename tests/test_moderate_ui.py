@@ -75,6 +75,43 @@ def test_login_logout(client, accounts):
     assert client.get("/moderate/").status_code == 302
 
 
+def test_logout_ends_the_session_on_the_server_too(app, client, accounts, redis_client):
+    # The session cookie is signed, not secret: one copied before logout (a shared
+    # machine, a proxy log, a stolen backup) kept working for its whole lifetime.
+    log_in(client, "alice")
+    page = client.get("/moderate/").get_data(as_text=True)
+    copied = client.get_cookie("session").value
+    assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 303
+    replay = app.test_client()
+    replay.set_cookie("session", copied)
+    assert replay.get("/moderate/").status_code == 302
+    assert redis_client.keys(keys.session("*")) == []
+
+
+def test_ending_an_accounts_sessions_logs_out_every_browser(app, accounts, redis_client):
+    # Before, nothing could end a moderator's browser sessions but a new SECRET_KEY
+    # for everyone; a password change left them logged in too.
+    first, second, other = app.test_client(), app.test_client(), app.test_client()
+    for client, name in ((first, "alice"), (second, "alice"), (other, "bob")):
+        log_in(client, name)
+    assert UserStore(redis_client).end_sessions("alice") == 2
+    assert first.get("/moderate/").status_code == 302
+    assert second.get("/moderate/").status_code == 302
+    assert other.get("/moderate/").status_code == 200
+    log_in(first, "alice")
+    UserStore(redis_client).set_password("alice", "another long password")
+    assert first.get("/moderate/").status_code == 302
+
+
+def test_a_session_without_a_server_side_record_is_not_logged_in(app, accounts):
+    # What every session cookie looked like before sessions were kept in Redis: a
+    # signed {"moderator": name} alone no longer logs anyone in.
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["moderator"] = "alice"
+    assert client.get("/moderate/").status_code == 302
+
+
 def test_login_redirects_only_to_local_paths(app, accounts):
     def login_with_next(target: str) -> str:
         client = app.test_client()
