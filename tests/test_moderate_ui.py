@@ -417,6 +417,34 @@ def test_history_and_undo_by_operator(client, accounts, redis_client):
     assert "alice</strong> spam" in detail and "olga</strong> undo" in detail
 
 
+def test_markup_in_any_field_a_moderator_sees_is_shown_as_text(client, accounts, redis_client):
+    # tests/test_browser_xss.py covers the body and author in the queue; the other
+    # fields (article slug, held reason, explanation terms, model version, verdict)
+    # and the detail and history pages are rendered by the same autoescaping.
+    markup = "<img src=x onerror=alert(1)>\"'<script>x</script>"
+    comment = held(
+        redis_client, "body " + markup, author=markup, article=markup, reason=markup,
+        explanation=[{"feature": markup, "kind": "term", "weight": 2.0, "compared": markup},
+                     {"feature": "ab" + markup, "kind": "chars", "weight": 1.0}],
+    )
+    redis_client.hset(
+        keys.comment(comment.id), mapping={"model_version": markup, "verdict": markup}
+    )
+    log_in(client, "olga")
+    detail = f"/moderate/comments/{comment.id}"
+    pages = {"queue": client.get("/moderate/"), "detail": client.get(detail)}
+    token = csrf_token(pages["queue"].get_data(as_text=True))
+    form = {"csrf_token": token, "back": "", "cursor": "0", "do": f"spam|{comment.id}"}
+    assert client.post("/moderate/act", data=form).status_code == 303
+    pages["history"] = client.get("/moderate/history")
+    pages["decided"] = client.get(detail)
+    for name, response in pages.items():
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        assert "<img" not in html and "<script>x" not in html, name
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html, name
+
+
 def test_thousand_items_render_fast(alice, redis_client, article_slug):
     for i in range(1000):
         held(
