@@ -12,29 +12,37 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import g, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 
 from .errors import ApiError
 from .users import MODERATOR, User, get_users
 
-SESSION_KEY = "moderator"
+#: The session cookie's key for the login's session id (``UserStore.start_session``).
+#: It used to hold the account name itself, which no logout could take back.
+SESSION_KEY = "moderator_session"
 
 
 def current_user() -> User | None:
-    """The logged-in account of this request, looked up once (it may have been deleted)."""
+    """The logged-in account of this request, looked up once (it may have been
+    deleted, or the session ended by logout or ``users end-sessions``)."""
     if "user" not in g:
-        name = session.get(SESSION_KEY)
-        g.user = get_users().get(name) if isinstance(name, str) else None
+        session_id = session.get(SESSION_KEY)
+        g.user = get_users().by_session(session_id) if isinstance(session_id, str) else None
     return g.user
 
 
 def login(user: User) -> None:
     session.clear()  # a fresh session on login: nothing carried over from before
-    session[SESSION_KEY] = user.name
+    lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+    session[SESSION_KEY] = get_users().start_session(user.name, lifetime)
     g.user = user
 
 
 def logout() -> None:
+    """End the session in Redis too: a copy of the cookie is worth nothing after this."""
+    session_id = session.get(SESSION_KEY)
+    if isinstance(session_id, str):
+        get_users().end_session(session_id)
     session.clear()
     g.user = None
 

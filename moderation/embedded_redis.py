@@ -76,7 +76,11 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server (or adopt a live one on our socket) and return its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The AOF holds password hashes and every comment: owner only, like
+        # var/secret_key (0600) and the socket (700). chmod too: mkdir's mode is
+        # cut by the umask, and a directory made by an earlier version stays 755.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         if self._alive():
             # Another process of ours (e.g. the gunicorn master) already runs it.
             log.info("using the running embedded redis at %s", self.socket)

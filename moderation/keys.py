@@ -32,6 +32,12 @@ mod:users                               set     every account name              
 mod:token:{sha256 of token}             string  account name owning a bearer API token     permanent
                                                 (only the hash of the token is stored)
 mod:user:{name}:tokens                  set     sha256 hashes of the account's tokens       permanent
+mod:session:{sha256 of session id}      string  account name of a logged-in browser; the    the session's
+                                                signed session cookie holds the id; gone    lifetime (EX);
+                                                on logout, so a copied cookie is dead too   deleted on logout
+mod:user:{name}:sessions                set     sha256 hashes of the account's sessions     EX renewed to the
+                                                (``users end-sessions`` ends them all)      session lifetime
+                                                                                            at each login
 ======================================  ======  ==========================================  ================
 
 A decided comment's hash also gets ``decision`` (approve|reject|spam|ham),
@@ -119,6 +125,14 @@ def user_tokens(name: str) -> str:
 
 def token(token_hash: str) -> str:
     return f"{PREFIX}token:{token_hash}"
+
+
+def session(session_hash: str) -> str:
+    return f"{PREFIX}session:{session_hash}"
+
+
+def user_sessions(name: str) -> str:
+    return f"{PREFIX}user:{name}:sessions"
 
 
 # ---------------------------------------------------------------------------

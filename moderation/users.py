@@ -2,12 +2,15 @@
 
 Passwords are hashed with werkzeug's ``generate_password_hash`` (scrypt from
 ``hashlib``); a bearer token is shown once when created and only its SHA-256 is
-stored, so a copy of the database does not let anyone in.
+stored, so a copy of the database does not let anyone in. A browser's login is
+kept the same way: the signed session cookie carries a random session id, Redis
+only its SHA-256, and logout deletes it, so a copy of the cookie dies with it.
 
 CLI (registered by :func:`init_app`)::
 
     flask --app moderation users create NAME --role moderator [--password PW]
     flask --app moderation users token NAME
+    flask --app moderation users end-sessions NAME
     flask --app moderation users list
 """
 
@@ -135,6 +138,7 @@ class UserStore:
         if len(password or "") < MIN_PASSWORD:
             raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
         self.connection.hset(keys.user(name), "password_hash", generate_password_hash(password))
+        self.end_sessions(name)  # whoever knew the old password is logged out
 
     def new_token(self, name: str) -> str:
         """A fresh bearer token for the account; shown once, only its hash is kept."""
@@ -162,6 +166,41 @@ class UserStore:
             return None
         name = self.connection.get(keys.token(token_hash(token)))
         return self.get(name) if name else None
+
+
+    def start_session(self, name: str, ttl: int) -> str:
+        """A new browser session id for the account, valid ``ttl`` seconds.
+
+        Only its hash is kept, like a token's."""
+        session_id = secrets.token_urlsafe(32)
+        digest = token_hash(session_id)
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.set(keys.session(digest), name, ex=ttl)
+            pipe.sadd(keys.user_sessions(name), digest)
+            # Every member is at most ttl old, so the set may go ttl after the last login.
+            pipe.expire(keys.user_sessions(name), ttl)
+            pipe.execute()
+        return session_id
+
+    def by_session(self, session_id: str) -> User | None:
+        if not session_id or len(session_id) > 200:
+            return None
+        name = self.connection.get(keys.session(token_hash(session_id)))
+        return self.get(name) if name else None
+
+    def end_session(self, session_id: str) -> None:
+        if session_id and len(session_id) <= 200:
+            self.connection.delete(keys.session(token_hash(session_id)))
+
+    def end_sessions(self, name: str) -> int:
+        """Log the account out of every browser; returns how many sessions were live."""
+        digests = list(self.connection.smembers(keys.user_sessions(name)))
+        with self.connection.pipeline(transaction=True) as pipe:
+            for digest in digests:
+                pipe.delete(keys.session(digest))
+            pipe.delete(keys.user_sessions(name))
+            live = pipe.execute()[: len(digests)]
+        return sum(live)
 
 
 def get_users() -> UserStore:
@@ -217,6 +256,14 @@ def token_command(name: str) -> None:
 def revoke_command(name: str) -> None:
     """Revoke every API token of NAME."""
     click.echo(f"Revoked {get_users().revoke_tokens(name)} token(s) of '{name}'.")
+
+
+@users_cli.command("end-sessions")
+@click.argument("name")
+@cli_redis_errors
+def end_sessions_command(name: str) -> None:
+    """Log NAME out of every browser (the API tokens are left alone)."""
+    click.echo(f"Ended {get_users().end_sessions(name)} session(s) of '{name}'.")
 
 
 @users_cli.command("list")

@@ -97,3 +97,20 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+def test_the_data_dir_is_private_to_the_service(tmp_path):
+    # The AOF holds moderators' password hashes and every comment; under the usual
+    # umask 022 it was world-readable, unlike var/secret_key (0600) and the socket (700).
+    data_dir = tmp_path / "redis"
+    data_dir.mkdir(mode=0o755)  # as an earlier version left it
+    server = EmbeddedRedis(data_dir)
+    client = redis.Redis.from_url(server.start())
+    client.set("written", "yes")
+    client.close()
+    server.stop()
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    fresh = EmbeddedRedis(tmp_path / "new" / "redis")
+    fresh.start()
+    fresh.stop()
+    assert (tmp_path / "new" / "redis").stat().st_mode & 0o777 == 0o700

@@ -66,6 +66,19 @@ def test_session_cookie_is_not_enough(client, tokens, redis_client):
     assert client.get(API + "/queue").status_code == 401
 
 
+def test_a_token_only_counts_in_the_authorization_header(client, tokens):
+    # A token in a URL would land in the access log, proxies' logs and browser history;
+    # a form field would make the API a target for cross-site forms.
+    token = tokens["alice"]["Authorization"].split()[1]
+    for query in ("access_token", "token", "bearer"):
+        assert client.get(f"{API}/stats?{query}={token}").status_code == 401
+    assert client.post(f"{API}/claims", data={"access_token": token}).status_code == 401
+    answer = client.get(f"{API}/stats", headers={**tokens["alice"], "Origin": "https://evil.example"})
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert not [h for h in answer.headers.keys() if h.lower().startswith("access-control-")]
+
+
 def test_list_sorted_filtered_paginated(client, tokens, redis_client, article_slug):
     low = held(redis_client, "low risk words", score=0.2, article=article_slug, now=100)
     high = held(redis_client, "high risk words", score=0.9, article=article_slug, now=200)

@@ -75,6 +75,43 @@ def test_login_logout(client, accounts):
     assert client.get("/moderate/").status_code == 302
 
 
+def test_logout_ends_the_session_on_the_server_too(app, client, accounts, redis_client):
+    # The session cookie is signed, not secret: one copied before logout (a shared
+    # machine, a proxy log, a stolen backup) kept working for its whole lifetime.
+    log_in(client, "alice")
+    page = client.get("/moderate/").get_data(as_text=True)
+    copied = client.get_cookie("session").value
+    assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 303
+    replay = app.test_client()
+    replay.set_cookie("session", copied)
+    assert replay.get("/moderate/").status_code == 302
+    assert redis_client.keys(keys.session("*")) == []
+
+
+def test_ending_an_accounts_sessions_logs_out_every_browser(app, accounts, redis_client):
+    # Before, nothing could end a moderator's browser sessions but a new SECRET_KEY
+    # for everyone; a password change left them logged in too.
+    first, second, other = app.test_client(), app.test_client(), app.test_client()
+    for client, name in ((first, "alice"), (second, "alice"), (other, "bob")):
+        log_in(client, name)
+    assert UserStore(redis_client).end_sessions("alice") == 2
+    assert first.get("/moderate/").status_code == 302
+    assert second.get("/moderate/").status_code == 302
+    assert other.get("/moderate/").status_code == 200
+    log_in(first, "alice")
+    UserStore(redis_client).set_password("alice", "another long password")
+    assert first.get("/moderate/").status_code == 302
+
+
+def test_a_session_without_a_server_side_record_is_not_logged_in(app, accounts):
+    # What every session cookie looked like before sessions were kept in Redis: a
+    # signed {"moderator": name} alone no longer logs anyone in.
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["moderator"] = "alice"
+    assert client.get("/moderate/").status_code == 302
+
+
 def test_login_redirects_only_to_local_paths(app, accounts):
     def login_with_next(target: str) -> str:
         client = app.test_client()
@@ -378,6 +415,34 @@ def test_history_and_undo_by_operator(client, accounts, redis_client):
     )
     detail = client.get(f"/moderate/comments/{comment.id}").get_data(as_text=True)
     assert "alice</strong> spam" in detail and "olga</strong> undo" in detail
+
+
+def test_markup_in_any_field_a_moderator_sees_is_shown_as_text(client, accounts, redis_client):
+    # tests/test_browser_xss.py covers the body and author in the queue; the other
+    # fields (article slug, held reason, explanation terms, model version, verdict)
+    # and the detail and history pages are rendered by the same autoescaping.
+    markup = "<img src=x onerror=alert(1)>\"'<script>x</script>"
+    comment = held(
+        redis_client, "body " + markup, author=markup, article=markup, reason=markup,
+        explanation=[{"feature": markup, "kind": "term", "weight": 2.0, "compared": markup},
+                     {"feature": "ab" + markup, "kind": "chars", "weight": 1.0}],
+    )
+    redis_client.hset(
+        keys.comment(comment.id), mapping={"model_version": markup, "verdict": markup}
+    )
+    log_in(client, "olga")
+    detail = f"/moderate/comments/{comment.id}"
+    pages = {"queue": client.get("/moderate/"), "detail": client.get(detail)}
+    token = csrf_token(pages["queue"].get_data(as_text=True))
+    form = {"csrf_token": token, "back": "", "cursor": "0", "do": f"spam|{comment.id}"}
+    assert client.post("/moderate/act", data=form).status_code == 303
+    pages["history"] = client.get("/moderate/history")
+    pages["decided"] = client.get(detail)
+    for name, response in pages.items():
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        assert "<img" not in html and "<script>x" not in html, name
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html, name
 
 
 def test_thousand_items_render_fast(alice, redis_client, article_slug):

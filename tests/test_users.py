@@ -194,3 +194,26 @@ def test_cli_commands_say_in_one_line_that_redis_does_not_answer(args, models_di
     assert result.returncode == 1
     assert f"Error: cannot reach Redis at {url}: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sessions_are_stored_only_as_hashes_and_end(store, redis_client):
+    store.create("mia", PASSWORD)
+    session_id = store.start_session("mia", ttl=3600)
+    assert store.by_session(session_id).name == "mia"
+    assert not any(session_id in key for key in redis_client.keys("*"))
+    assert 3500 < redis_client.ttl(keys.session(token_hash(session_id))) <= 3600
+    assert store.by_session(session_id + "x") is None
+    assert store.by_session("") is None
+    store.end_session(session_id)
+    assert store.by_session(session_id) is None
+    assert redis_client.keys(keys.session("*")) == []
+
+
+def test_cli_end_sessions(app, redis_client):
+    store = UserStore(redis_client)
+    store.create("olga", PASSWORD, "operator")
+    session_id = store.start_session("olga", ttl=3600)
+    result = app.test_cli_runner().invoke(args=["users", "end-sessions", "olga"])
+    assert result.exit_code == 0, result.output
+    assert "Ended 1 session(s) of 'olga'" in result.output
+    assert store.by_session(session_id) is None
