@@ -42,6 +42,9 @@ ROLES: dict[str, frozenset[str]] = {
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 MIN_PASSWORD = 8
+#: The login form reads at most this much of a password (a bound on the hashing work
+#: a stranger can ask for), so no account may have a longer one.
+MAX_PASSWORD = 1000
 
 
 @cache
@@ -68,6 +71,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def check_password(password: str | None) -> None:
+    if not MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD:
+        raise AccountError(
+            f"A password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+        )
+
+
 class UserStore:
     """Accounts on one Redis connection (``decode_responses=True``)."""
 
@@ -91,8 +101,7 @@ class UserStore:
 
     def create(self, name: str, password: str, role: str = MODERATOR) -> User:
         self.check_new(name, role)
-        if len(password or "") < MIN_PASSWORD:
-            raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
+        check_password(password)
         data = {
             "name": name,
             "role": role,
@@ -135,8 +144,7 @@ class UserStore:
     def set_password(self, name: str, password: str) -> None:
         if self.get(name) is None:
             raise AccountError(f"There is no account named '{name}'.")
-        if len(password or "") < MIN_PASSWORD:
-            raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
+        check_password(password)
         self.connection.hset(keys.user(name), "password_hash", generate_password_hash(password))
         self.end_sessions(name)  # whoever knew the old password is logged out
 
@@ -166,7 +174,6 @@ class UserStore:
             return None
         name = self.connection.get(keys.token(token_hash(token)))
         return self.get(name) if name else None
-
 
     def start_session(self, name: str, ttl: int) -> str:
         """A new browser session id for the account, valid ``ttl`` seconds.
@@ -221,7 +228,7 @@ users_cli = AppGroup("users", help="Manage moderator and operator accounts.")
 )
 @click.option(
     "--password",
-    help=f"At least {MIN_PASSWORD} characters; prompted for when left out.",
+    help=f"{MIN_PASSWORD} to {MAX_PASSWORD} characters; prompted for when left out.",
 )
 @cli_redis_errors
 def create_command(name: str, role: str, password: str | None) -> None:

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_wtf.csrf import CSRFError
 
 from .. import auth
-from ..users import get_users
+from ..users import MAX_PASSWORD, get_users
 from .common import no_store
 
 bp = Blueprint("auth", __name__)
@@ -34,7 +34,7 @@ def login():
 @bp.post("/login")
 def login_post():
     name = request.form.get("name", "").strip().lower()[:100]
-    password = request.form.get("password", "")[:1000]
+    password = request.form.get("password", "")[:MAX_PASSWORD]
     if not name or not password:
         return _render("Enter your name and password.", name, 400)
     user = get_users().authenticate(name, password)
