@@ -221,3 +221,11 @@ def test_csrf_failure_outside_the_comment_form_is_a_clear_400(app, redis_client)
 
         response, status = handle_csrf_error(CSRFError("The CSRF token is missing."))
     assert status == 400
+
+
+def test_the_spanish_words_on_the_page_are_marked_as_spanish(reader):
+    # The page is English (<html lang="en">); a screen reader reads "Fecha de
+    # publicación" and "Noticias" with English sounds unless they say they are Spanish.
+    html = reader.open_article().get_data(as_text=True)
+    assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Fecha de publicación:', html), "date label"
+    assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Noticias', html), "site name"
