@@ -229,3 +229,21 @@ def test_the_spanish_words_on_the_page_are_marked_as_spanish(reader):
     html = reader.open_article().get_data(as_text=True)
     assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Fecha de publicación:', html), "date label"
     assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Noticias', html), "site name"
+
+
+def test_a_page_past_the_last_does_not_say_there_are_no_comments(make_app, article_slug,
+                                                                  redis_client):
+    # An old link to a last page that no longer exists (comments removed since) said
+    # "Comments (3)" above "No comments yet. Be the first." and offered no way back.
+    app = make_app(COMMENTS_PER_PAGE=2)
+    for number in range(3):
+        comments.save(redis_client, comments.make_comment(
+            article=article_slug, author="", body=f"comment number {number}", user_agent="",
+            ip_hash="", score=0.01, model_version="m", verdict="publish", reason="",
+            explanation=[], now=1000.0 + number,
+        ))
+    html = app.test_client().get(f"/articles/{article_slug}?page=7").get_data(as_text=True)
+    assert "Comments (3)" in html
+    assert "No comments yet" not in html
+    assert f'href="/articles/{article_slug}?page=2#comments"' in html  # the last page
+    assert f'href="/articles/{article_slug}?page=1#comments"' in html  # the newest
