@@ -40,3 +40,22 @@ def test_long_words_in_a_name_or_a_comment_fit_a_phone(live_server, page, redis_
     page.goto(f"{live_server.url}/articles/{article_slug}")
     assert overflow(page) == {"extra": 0, "out": []}
 
+
+def test_a_right_to_left_name_does_not_swallow_the_date(live_server, page, redis_client,
+                                                         article_slug):
+    # An Arabic name ran into the date after it: "29" was drawn left of the name,
+    # away from "November 2026", since nothing isolated the name's direction.
+    publish(redis_client, article_slug, "هذا تعليق باللغة العربية. English in the middle.",
+            author="مستخدم عربي")
+    page.goto(f"{live_server.url}/articles/{article_slug}")
+    name = page.locator(".comment-author").bounding_box()
+    day = page.evaluate("""() => {
+        const text = document.querySelector('.comment-meta time').firstChild;
+        const range = document.createRange();
+        range.setStart(text, 0);
+        range.setEnd(text, 2);
+        return range.getBoundingClientRect().left;
+    }""")
+    assert day > name["x"] + name["width"], "the day is drawn before the name"
+    # The comment itself reads right to left, its full stop at its end (the left).
+    assert page.locator(".comment-body").evaluate("e => getComputedStyle(e).direction") == "rtl"
