@@ -4,8 +4,10 @@ layout on a phone, right-to-left text, where focus goes after a refused post."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from moderation import comments
+from tests.conftest import CAPTCHA_TEXT
 
 pytestmark = pytest.mark.browser
 
@@ -59,3 +61,62 @@ def test_a_right_to_left_name_does_not_swallow_the_date(live_server, page, redis
     assert day > name["x"] + name["width"], "the day is drawn before the name"
     # The comment itself reads right to left, its full stop at its end (the left).
     assert page.locator(".comment-body").evaluate("e => getComputedStyle(e).direction") == "rtl"
+
+
+def assert_focused(page, element_id: str) -> None:
+    """The element has focus (autofocus applies at the page's next rendering: wait for it)."""
+    try:
+        expect(page.locator(f"#{element_id}")).to_be_focused(timeout=3_000)
+    except AssertionError:
+        active = page.evaluate("document.activeElement.id || document.activeElement.tagName")
+        raise AssertionError(f"focus is on {active}, not on #{element_id}") from None
+
+
+@pytest.fixture
+def page_without_js(browser):
+    context = browser.new_context(java_script_enabled=False)
+    yield context.new_page()
+    context.close()
+
+
+def test_after_a_refused_post_focus_is_on_the_field_to_correct(live_server, page_without_js):
+    # The form came back scrolled to its heading with focus nowhere: a keyboard or
+    # screen-reader user was not taken to the message, which for a wrong CAPTCHA sits
+    # below the comment box. Now the field to correct has focus (no JavaScript needed),
+    # and its message is read with it.
+    page = page_without_js
+    page.goto(f"{live_server.url}/")
+    page.fill("#body", "A comment whose CAPTCHA is mistyped.")
+    page.fill("#captcha_answer", "WRONG")
+    page.click("button[value=save]")
+    assert "did not match" in page.locator("#captcha-error").inner_text()
+    assert_focused(page, "captcha_answer")
+    described = page.locator("#captcha_answer").get_attribute("aria-describedby").split()
+    assert "captcha-error" in described
+
+    page.fill("#body", "   ")
+    page.click("button[value=save]")
+    assert_focused(page, "body")
+    assert page.locator("#body").get_attribute("aria-describedby") == "body-error"
+
+    # A new image: focus on the box for its characters, the reader's text kept.
+    page.fill("#body", "Kept while asking for another image.")
+    page.click("button[value=new_captcha]")
+    assert_focused(page, "captcha_answer")
+    assert page.locator("#body").input_value() == "Kept while asking for another image."
+
+
+def test_a_message_about_the_whole_form_gets_focus(make_live_server, browser):
+    # Posting too often: the message above the form is focused (and read), the text kept.
+    server = make_live_server(RATE_LIMIT_PER_IP="1 per minute")
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    for body in ("The first comment of this reader.", "A second one, too soon after."):
+        page.goto(f"{server.url}/")
+        page.fill("#body", body)
+        page.fill("#captcha_answer", CAPTCHA_TEXT)
+        page.click("button[value=save]")
+    assert "posting too often" in page.locator("#form-error").inner_text()
+    assert_focused(page, "form-error")
+    assert page.locator("#body").input_value() == "A second one, too soon after."
+    context.close()
