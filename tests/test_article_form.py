@@ -247,3 +247,18 @@ def test_a_page_past_the_last_does_not_say_there_are_no_comments(make_app, artic
     assert "No comments yet" not in html
     assert f'href="/articles/{article_slug}?page=2#comments"' in html  # the last page
     assert f'href="/articles/{article_slug}?page=1#comments"' in html  # the newest
+
+
+def test_the_captcha_box_is_described_by_its_help_and_its_error(reader):
+    # "Enter the characters shown in the image." was tied to no field, and after a
+    # wrong answer the box was described by the error alone.
+    def described_by(html: str) -> list[str]:
+        tag = re.search(r'<input id="captcha_answer"[^>]*>', html).group(0)
+        ids = re.search(r'aria-describedby="([^"]*)"', tag)
+        return ids.group(1).split() if ids else []
+
+    fresh = reader.open_article().get_data(as_text=True)
+    assert described_by(fresh) == ["captcha-help"]
+    assert 'id="captcha-help">Enter the characters shown in the image.' in fresh
+    wrong = reader.post(HAM, answer="WRONG").get_data(as_text=True)
+    assert described_by(wrong) == ["captcha-help", "captcha-error"]
