@@ -88,14 +88,14 @@ def test_after_a_refused_post_focus_is_on_the_field_to_correct(live_server, page
     page.goto(f"{live_server.url}/")
     page.fill("#body", "A comment whose CAPTCHA is mistyped.")
     page.fill("#captcha_answer", "WRONG")
-    page.click("button[value=save]")
+    page.get_by_role("button", name="Save").click()
     assert "did not match" in page.locator("#captcha-error").inner_text()
     assert_focused(page, "captcha_answer")
     described = page.locator("#captcha_answer").get_attribute("aria-describedby").split()
     assert "captcha-error" in described
 
     page.fill("#body", "   ")
-    page.click("button[value=save]")
+    page.get_by_role("button", name="Save").click()
     assert_focused(page, "body")
     assert page.locator("#body").get_attribute("aria-describedby") == "body-error"
 
@@ -115,8 +115,24 @@ def test_a_message_about_the_whole_form_gets_focus(make_live_server, browser):
         page.goto(f"{server.url}/")
         page.fill("#body", body)
         page.fill("#captcha_answer", CAPTCHA_TEXT)
-        page.click("button[value=save]")
+        page.get_by_role("button", name="Save").click()
     assert "posting too often" in page.locator("#form-error").inner_text()
     assert_focused(page, "form-error")
     assert page.locator("#body").input_value() == "A second one, too soon after."
     context.close()
+
+
+@pytest.mark.parametrize("field", ["captcha_answer", "author"])
+def test_enter_in_a_box_of_the_form_saves_the_comment(live_server, page_without_js, field):
+    # The form's first submit button is "Get a new image", and Enter in a text box
+    # presses the first one: a reader who typed the characters and pressed Enter got a
+    # new image, the answer gone and no word of why.
+    page = page_without_js
+    page.goto(f"{live_server.url}/")
+    page.fill("#author", "Ana")
+    page.fill("#body", "Great news for Cuba and China, I hope the cooperation continues.")
+    page.fill("#captcha_answer", CAPTCHA_TEXT)
+    with page.expect_navigation():
+        page.press(f"#{field}", "Enter")
+    assert page.url.endswith("#comments"), page.url
+    assert page.locator(".flash").count() == 1
