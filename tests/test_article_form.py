@@ -183,6 +183,20 @@ def test_missing_csrf_token_rerenders_form_with_text(reader, redis_client):
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
 
+def test_a_browser_that_sends_no_cookie_is_not_told_the_form_expired(reader, app):
+    # A reader whose browser blocks cookies was told "The form had expired. Please ...
+    # press Save again." on every try: the form's check needs the session cookie back.
+    fields = reader.form_fields(reader.open_article().get_data(as_text=True))
+    cookieless = app.test_client(use_cookies=False)
+    data = {**fields, "body": HAM, "captcha_answer": "K7PXWM", "action": "save"}
+    response = cookieless.post(f"/articles/{reader.slug}/comments", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "expired" not in html
+    assert "did not send back the cookie" in html and "allow cookies" in html
+    assert HAM in html
+
+
 def test_comments_are_newest_first_and_paginated(make_app, article_slug, redis_client):
     app = make_app(COMMENTS_PER_PAGE=2)
     for number in range(5):
