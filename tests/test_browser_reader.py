@@ -43,6 +43,18 @@ def test_long_words_in_a_name_or_a_comment_fit_a_phone(live_server, page, redis_
     assert overflow(page) == {"extra": 0, "out": []}
 
 
+def test_the_captcha_fits_the_narrowest_phones(live_server, page):
+    # 280 px (a folding phone's outer screen): the 240 px image and the fieldset around
+    # it (a fieldset is never narrower than its content) made the page 294 px wide.
+    page.set_viewport_size({"width": 280, "height": 653})
+    page.goto(f"{live_server.url}/")
+    assert overflow(page) == {"extra": 0, "out": []}
+    image = page.locator("img.captcha-image")
+    assert image.evaluate("e => e.complete && e.naturalWidth") > 0
+    box = image.bounding_box()
+    assert box["height"] / box["width"] == pytest.approx(80 / 240, rel=0.05)  # not squashed
+
+
 def test_a_right_to_left_name_does_not_swallow_the_date(live_server, page, redis_client,
                                                          article_slug):
     # An Arabic name ran into the date after it: "29" was drawn left of the name,
