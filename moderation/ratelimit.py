@@ -45,7 +45,7 @@ DEDUCT_WHEN = {
 }
 
 RATE_LIMITED_MESSAGE = (
-    "You are posting too often. Please wait {seconds} seconds and try again; "
+    "You are posting too often. Please wait {wait} and try again; "
     "your text has been kept."  # the form is shown again with it
 )
 API_RATE_LIMITED_MESSAGE = (
@@ -81,6 +81,18 @@ def article_key() -> str:
 
 def _limit_value(config_key: str):
     return lambda: current_app.config[config_key]
+
+
+def wait_in_words(seconds: int) -> str:
+    """A wait as a reader reads it: "45 seconds", "3 minutes", "about 24 hours"."""
+    def count(number: int, unit: str) -> str:
+        return f"{number} {unit}{'' if number == 1 else 's'}"
+
+    if seconds < 60:
+        return count(seconds, "second")
+    if seconds < 3600:
+        return count(round(seconds / 60), "minute")
+    return "about " + count(round(seconds / 3600), "hour")
 
 
 def retry_after_seconds(limiter: Limiter) -> int:
@@ -137,7 +149,8 @@ def init_app(app: Flask) -> None:
         metrics.RATE_LIMITED.labels(endpoint=request.endpoint or "unmatched").inc()
         form = request.endpoint == "articles.post_comment"
         message = RATE_LIMITED_MESSAGE if form else API_RATE_LIMITED_MESSAGE
-        error = ApiError(429, "rate_limited", message.format(seconds=seconds), None)
+        error = ApiError(429, "rate_limited",
+                         message.format(seconds=seconds, wait=wait_in_words(seconds)), None)
         if form:
             from .views.articles import rerender_after_error
 

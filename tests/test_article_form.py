@@ -183,6 +183,20 @@ def test_missing_csrf_token_rerenders_form_with_text(reader, redis_client):
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
 
+def test_a_browser_that_sends_no_cookie_is_not_told_the_form_expired(reader, app):
+    # A reader whose browser blocks cookies was told "The form had expired. Please ...
+    # press Save again." on every try: the form's check needs the session cookie back.
+    fields = reader.form_fields(reader.open_article().get_data(as_text=True))
+    cookieless = app.test_client(use_cookies=False)
+    data = {**fields, "body": HAM, "captcha_answer": "K7PXWM", "action": "save"}
+    response = cookieless.post(f"/articles/{reader.slug}/comments", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "expired" not in html
+    assert "did not send back the cookie" in html and "allow cookies" in html
+    assert HAM in html
+
+
 def test_comments_are_newest_first_and_paginated(make_app, article_slug, redis_client):
     app = make_app(COMMENTS_PER_PAGE=2)
     for number in range(5):
@@ -221,3 +235,44 @@ def test_csrf_failure_outside_the_comment_form_is_a_clear_400(app, redis_client)
 
         response, status = handle_csrf_error(CSRFError("The CSRF token is missing."))
     assert status == 400
+
+
+def test_the_spanish_words_on_the_page_are_marked_as_spanish(reader):
+    # The page is English (<html lang="en">); a screen reader reads "Fecha de
+    # publicación" and "Noticias" with English sounds unless they say they are Spanish.
+    html = reader.open_article().get_data(as_text=True)
+    assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Fecha de publicación:', html), "date label"
+    assert re.search(r'<[^>]+ lang="es"[^>]*>\s*Noticias', html), "site name"
+
+
+def test_a_page_past_the_last_does_not_say_there_are_no_comments(make_app, article_slug,
+                                                                  redis_client):
+    # An old link to a last page that no longer exists (comments removed since) said
+    # "Comments (3)" above "No comments yet. Be the first." and offered no way back.
+    app = make_app(COMMENTS_PER_PAGE=2)
+    for number in range(3):
+        comments.save(redis_client, comments.make_comment(
+            article=article_slug, author="", body=f"comment number {number}", user_agent="",
+            ip_hash="", score=0.01, model_version="m", verdict="publish", reason="",
+            explanation=[], now=1000.0 + number,
+        ))
+    html = app.test_client().get(f"/articles/{article_slug}?page=7").get_data(as_text=True)
+    assert "Comments (3)" in html
+    assert "No comments yet" not in html
+    assert f'href="/articles/{article_slug}?page=2#comments"' in html  # the last page
+    assert f'href="/articles/{article_slug}?page=1#comments"' in html  # the newest
+
+
+def test_the_captcha_box_is_described_by_its_help_and_its_error(reader):
+    # "Enter the characters shown in the image." was tied to no field, and after a
+    # wrong answer the box was described by the error alone.
+    def described_by(html: str) -> list[str]:
+        tag = re.search(r'<input id="captcha_answer"[^>]*>', html).group(0)
+        ids = re.search(r'aria-describedby="([^"]*)"', tag)
+        return ids.group(1).split() if ids else []
+
+    fresh = reader.open_article().get_data(as_text=True)
+    assert described_by(fresh) == ["captcha-help"]
+    assert 'id="captcha-help">Enter the characters shown in the image.' in fresh
+    wrong = reader.post(HAM, answer="WRONG").get_data(as_text=True)
+    assert described_by(wrong) == ["captcha-help", "captcha-error"]

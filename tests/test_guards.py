@@ -210,6 +210,22 @@ def test_rate_limit_per_client_is_429_and_stores_nothing(make_app, article_slug,
         assert texts[2] in html  # the reader's text is kept in the form
 
 
+@pytest.mark.parametrize(("limit", "wait"), [("2 per minute", "1 minute"),
+                                             ("2 per day", "about 24 hours")])
+def test_a_reader_told_to_wait_is_told_how_long_in_plain_words(make_app, article_slug,
+                                                                limit, wait):
+    # The daily limit (60 per day from one address: an office, a school, a phone
+    # network) told the reader "Please wait 86401 seconds and try again".
+    client = make_app(RATE_LIMIT_PER_IP=limit, **MODEL_OFF).test_client()
+    for text in (HAM, OTHER_HAM):
+        form_post(client, article_slug, text)
+    refused = form_post(client, article_slug, "A third, different comment.")
+    assert refused.status_code == 429
+    html = refused.get_data(as_text=True)
+    assert f"Please wait {wait} and try again; your text has been kept." in html
+    assert int(refused.headers["Retry-After"]) >= 60  # programs still get seconds
+
+
 def test_form_and_api_share_the_per_client_budget(make_app, article_slug, redis_client):
     client = make_app(RATE_LIMIT_PER_IP="2 per minute", **MODEL_OFF).test_client()
     assert form_post(client, article_slug, HAM).status_code == 303

@@ -31,7 +31,7 @@ def publish(redis_client, slug: str, body: str, *, now: float, author: str = "")
 
 def page_bodies(client, slug: str, page: int = 1) -> list[str]:
     html = client.get(f"/articles/{slug}?page={page}").get_data(as_text=True)
-    return re.findall(r'<div class="comment-body">([^<]*)</div>', html)
+    return re.findall(r'<div class="comment-body"[^>]*>([^<]*)</div>', html)
 
 
 def listed_bodies(client, slug: str, page: int = 1) -> list[str]:

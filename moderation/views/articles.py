@@ -281,6 +281,12 @@ def handle_csrf_error(error: CSRFError):
             form = request.form.to_dict()
             form.pop("captcha_answer", None)
             message = "The form had expired. Please check the new image and press Save again."
+            if "session token is missing" in (error.description or ""):
+                # No session cookie came back: blocked cookies, or a tab restored after
+                # the browser was closed. Saying "expired" would loop a blocked reader.
+                message = ("Your browser did not send back the cookie this form needs. "
+                           "Please check the new image and press Save again; if this "
+                           "message comes back, please allow cookies for this site.")
             return render_article(article, form=form, errors={"form": message}, status=400)
     # Returned, not raised: an exception raised inside an error handler is not handled again.
     return error_response(ApiError(
