@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -15,6 +16,20 @@ def humantime(epoch: float) -> str:
     return datetime.fromtimestamp(float(epoch), UTC).strftime("%d %B %Y, %H:%M UTC")
 
 
+#: Three or more line breaks (blank lines that may hold spaces) in a row.
+_BLANK_RUN = re.compile(r"\n(?:[ \t\r\f\v]*\n){2,}")
+
+
+def paragraphs(text: str) -> str:
+    """A comment as readers see it: at most one blank line in a row, none at either end.
+
+    Stored as typed (moderators see that); under an article a run of empty lines
+    would push a screen of blank space into everyone's list.
+    """
+    return _BLANK_RUN.sub("\n\n", str(text).replace("\r\n", "\n")).strip("\n")
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(isotime)
     app.add_template_filter(humantime)
+    app.add_template_filter(paragraphs)

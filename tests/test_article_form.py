@@ -276,3 +276,25 @@ def test_the_captcha_box_is_described_by_its_help_and_its_error(reader):
     assert 'id="captcha-help">Enter the characters shown in the image.' in fresh
     wrong = reader.post(HAM, answer="WRONG").get_data(as_text=True)
     assert described_by(wrong) == ["captcha-help", "captcha-error"]
+
+
+def test_a_run_of_empty_lines_shows_as_one_blank_line(make_app, article_slug, redis_client):
+    # Kept as typed (moderators see it so), but under the article twenty empty lines
+    # pushed a screen of blank space into everyone's list.
+    body = "\n\nFirst paragraph.\r\n\r\n\r\n  \n\n\n\nSecond paragraph.\n\n\n"
+    comment = comments.make_comment(
+        article=article_slug, author="", body=body, user_agent="", ip_hash="", score=0.01,
+        model_version="m", verdict="publish", reason="", explanation=[],
+    )
+    comments.save(redis_client, comment)
+    html = make_app().test_client().get(f"/articles/{article_slug}").get_data(as_text=True)
+    shown = re.search(r'<div class="comment-body"[^>]*>(.*?)</div>', html, re.S).group(1)
+    assert shown == "First paragraph.\n\nSecond paragraph."
+    assert comments.get(redis_client, comment.id).body == body
+
+
+def test_the_comment_box_says_its_length_limit_before_it_cuts_a_paste(reader):
+    html = reader.open_article().get_data(as_text=True)
+    tag = re.search(r'<textarea id="body"[^>]*>', html).group(0)
+    assert 'maxlength="5000"' in tag and 'aria-describedby="body-help"' in tag
+    assert '<p class="field-help" id="body-help">Up to 5,000 characters.</p>' in html

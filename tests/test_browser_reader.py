@@ -109,7 +109,7 @@ def test_after_a_refused_post_focus_is_on_the_field_to_correct(live_server, page
     page.fill("#body", "   ")
     page.get_by_role("button", name="Save").click()
     assert_focused(page, "body")
-    assert page.locator("#body").get_attribute("aria-describedby") == "body-error"
+    assert page.locator("#body").get_attribute("aria-describedby") == "body-help body-error"
 
     # A new image: focus on the box for its characters, the reader's text kept.
     page.fill("#body", "Kept while asking for another image.")
