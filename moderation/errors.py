@@ -45,6 +45,11 @@ JSON_PATH_PREFIXES = ("/api/", "/captcha/", "/healthz", "/readyz", "/metrics")
 
 
 def wants_json() -> bool:
+    if request.path.startswith("/captcha/") and request.accept_mimetypes.best == "text/html":
+        # A reader opened "Listen to the characters" in a tab after the challenge
+        # expired: a page that says so, not raw JSON (an <img> or a client asks
+        # for other types and still gets JSON).
+        return False
     return request.path.startswith(JSON_PATH_PREFIXES) or (
         request.accept_mimetypes.best == "application/json"
     )

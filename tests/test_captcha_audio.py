@@ -47,9 +47,19 @@ def test_audio_endpoint_returns_a_wav_that_must_not_be_stored(client):
 
 
 def test_audio_of_unknown_challenge_is_404(client):
-    response = client.get("/captcha/nope.wav")  # JSON whatever the client accepts
+    response = client.get("/captcha/nope.wav")  # JSON for clients and media elements
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "unknown_challenge"
+
+
+def test_an_expired_audio_link_opened_in_a_tab_is_a_page(client):
+    # "Listen to the characters" opens a tab; after the challenge's TTL a reader got
+    # raw JSON there. A browser's navigation asks for text/html first.
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    for path in ("/captcha/nope.wav", "/captcha/nope.wav?lang=es", "/captcha/nope.png"):
+        response = client.get(path, headers={"Accept": browser})
+        assert response.status_code == 404 and response.mimetype == "text/html", path
+        assert "Get a new image" in response.get_data(as_text=True)
 
 
 def test_audio_in_a_language_it_does_not_speak_is_400_naming_lang(client):

@@ -242,14 +242,20 @@ def post_comment(slug: str):
     return set_pass_cookie(response, outcome.new_pass)
 
 
+def _gone_challenge() -> ApiError:
+    return ApiError(
+        404, "unknown_challenge",
+        "This CAPTCHA has expired or was already used: press 'Get a new image' on the "
+        "form (API: request a new challenge).",
+        "challenge_id",
+    )
+
+
 @bp.get("/captcha/<challenge_id>.png")
 def captcha_image(challenge_id: str):
     png = get_challenges().render_png(challenge_id)
     if png is None:
-        raise ApiError(
-            404, "unknown_challenge", "This CAPTCHA has expired or was already used.",
-            "challenge_id",
-        )
+        raise _gone_challenge()
     response = current_app.response_class(png, mimetype="image/png")
     return no_store(response)
 
@@ -263,10 +269,7 @@ def captcha_audio(challenge_id: str):
                        "lang")
     wav = get_challenges().render_wav(challenge_id, language)
     if wav is None:
-        raise ApiError(
-            404, "unknown_challenge", "This CAPTCHA has expired or was already used.",
-            "challenge_id",
-        )
+        raise _gone_challenge()
     response = current_app.response_class(wav, mimetype="audio/wav")
     # Without a Spanish voice library Spanish falls back to English: say which it is.
     response.headers["Content-Language"] = get_challenges().audio.spoken(language)
