@@ -11,6 +11,8 @@ CLI (registered by :func:`init_app`)::
     flask --app moderation users create NAME --role moderator [--password PW]
     flask --app moderation users token NAME
     flask --app moderation users end-sessions NAME
+    flask --app moderation users set-password NAME
+    flask --app moderation users delete NAME [--yes]
     flask --app moderation users list
 """
 
@@ -160,6 +162,21 @@ class UserStore:
             pipe.execute()
         return token
 
+    def delete(self, name: str) -> tuple[int, int]:
+        """Remove the account; returns (tokens revoked, sessions ended).
+
+        The account goes first, so its tokens and sessions stop working at once (each
+        lookup needs the account); they are then deleted, so a new account given the
+        same name later does not inherit them. Past decisions keep the name.
+        """
+        if self.get(name) is None:
+            raise AccountError(f"There is no account named '{name}'.")
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.user(name))
+            pipe.srem(keys.USERS, name)
+            pipe.execute()
+        return self.revoke_tokens(name), self.end_sessions(name)
+
     def revoke_tokens(self, name: str) -> int:
         digests = list(self.connection.smembers(keys.user_tokens(name)))
         with self.connection.pipeline(transaction=True) as pipe:
@@ -271,6 +288,41 @@ def revoke_command(name: str) -> None:
 def end_sessions_command(name: str) -> None:
     """Log NAME out of every browser (the API tokens are left alone)."""
     click.echo(f"Ended {get_users().end_sessions(name)} session(s) of '{name}'.")
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+@click.option("--password", help="Prompted for when left out.")
+@cli_redis_errors
+def set_password_command(name: str, password: str | None) -> None:
+    """Give NAME a new password; it is logged out of every browser (tokens stay)."""
+    try:
+        if get_users().get(name) is None:
+            raise AccountError(f"There is no account named '{name}'.")
+        if password is None:
+            password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        get_users().set_password(name, password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Password of '{name}' changed; its browser sessions are ended.")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@cli_redis_errors
+def delete_command(name: str, yes: bool) -> None:
+    """Delete the account NAME: its API tokens and browser sessions end at once."""
+    if get_users().get(name) is None:
+        raise click.ClickException(f"There is no account named '{name}'.")
+    if not yes:
+        click.confirm(f"Delete the account '{name}'?", abort=True)
+    try:
+        tokens, sessions = get_users().delete(name)
+    except AccountError as exc:  # deleted meanwhile
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Deleted '{name}': {tokens} token(s) revoked, {sessions} session(s) ended; "
+               "its past decisions keep its name.")
 
 
 @users_cli.command("list")

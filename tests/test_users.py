@@ -219,3 +219,42 @@ def test_cli_end_sessions(app, redis_client):
     assert result.exit_code == 0, result.output
     assert "Ended 1 session(s) of 'olga'" in result.output
     assert store.by_session(session_id) is None
+
+
+def test_a_deleted_account_leaves_nothing_a_new_one_of_that_name_inherits(app, redis_client):
+    # Without a delete command a moderator who left could only be removed by hand, and
+    # the name's old tokens then opened a new account given the same name.
+    store = UserStore(redis_client)
+    store.create("leo", PASSWORD)
+    token, session_id = store.new_token("leo"), store.start_session("leo", ttl=3600)
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["users", "delete", "leo"], input="n\n")
+    assert refused.exit_code != 0 and store.get("leo") is not None  # asked, and kept
+
+    result = runner.invoke(args=["users", "delete", "leo"], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "1 token(s) revoked, 1 session(s) ended" in result.output
+    assert store.get("leo") is None and store.by_token(token) is None
+    assert store.by_session(session_id) is None
+    assert "leo" not in runner.invoke(args=["users", "list"]).output
+
+    store.create("leo", PASSWORD + "!")
+    assert store.by_token(token) is None and store.by_session(session_id) is None
+    assert runner.invoke(args=["users", "delete", "nobody", "--yes"]).exit_code != 0
+
+
+def test_cli_set_password_ends_browser_sessions(app, redis_client):
+    store = UserStore(redis_client)
+    store.create("ana", PASSWORD)
+    session_id, token = store.start_session("ana", ttl=3600), store.new_token("ana")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "set-password", "ana"],
+                           input="a brand new secret\na brand new secret\n")
+    assert result.exit_code == 0, result.output
+    assert store.authenticate("ana", "a brand new secret") is not None
+    assert store.authenticate("ana", PASSWORD) is None
+    assert store.by_session(session_id) is None and store.by_token(token) is not None
+    short = runner.invoke(args=["users", "set-password", "ana", "--password", "short"])
+    assert short.exit_code != 0 and "8 to 1000 characters" in short.output
+    missing = runner.invoke(args=["users", "set-password", "nobody", "--password", PASSWORD])
+    assert missing.exit_code != 0 and "no account named 'nobody'" in missing.output
