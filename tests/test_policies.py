@@ -166,7 +166,8 @@ def test_adaptive_form_clear_spam_is_rejected_without_captcha(make_app, article_
                                                              redis_client):
     client = make_app(CHALLENGE_POLICY="adaptive", **REJECT_ALL).test_client()
     _, fields = open_form(client, article_slug)
-    assert save(client, article_slug, fields, HAM).status_code == 303
+    answer = save(client, article_slug, fields, HAM)
+    assert answer.status_code == 422 and f">{HAM}</textarea>" in answer.get_data(as_text=True)
     assert [c.status for c in stored(redis_client)] == ["rejected"]
 
 

@@ -54,6 +54,8 @@ OUTCOME_MESSAGES = {
     comments.REJECTED: "Your comment was not published: it looks like spam to our filter.",
 }
 
+KEPT_TEXT = "Your text is still in the box below if you would like to change it."
+
 #: What a reader is told when a guard (not the model) rejected the comment.
 GUARD_REJECT_MESSAGES = {
     "honeypot_filled": (
@@ -236,7 +238,14 @@ def post_comment(slug: str):
     comment = outcome.comment
     message = OUTCOME_MESSAGES[comment.status]
     if comment.status == comments.REJECTED:
+        # The form again with the text in it (422, as the API answers): a reader whose
+        # comment the filter got wrong can reword it instead of typing it again. It
+        # is stored as rejected all the same.
         message = GUARD_REJECT_MESSAGES.get(outcome.code, message)
+        kept = {"author": form.get("author", ""), "body": form.get("body", "")}
+        response = render_article(article, form=kept, errors={"form": f"{message} {KEPT_TEXT}"},
+                                  status=422, ask_captcha=True)
+        return set_pass_cookie(response, outcome.new_pass)
     flash(message, comment.status)
     response = redirect(url_for("articles.show", slug=article.slug, _anchor="comments"), code=303)
     return set_pass_cookie(response, outcome.new_pass)
