@@ -46,7 +46,12 @@ def create_app(
     variable, header or URL of a running service can.
     """
     app = Flask(__name__)
-    app.config.from_mapping(config.from_environment())
+    try:
+        app.config.from_mapping(config.from_environment())
+    except config.ConfigError as exc:
+        if _in_flask_command():  # `flask users ...`: one line, as gunicorn says it
+            raise click.ClickException(f"configuration error: {exc}") from None
+        raise
     if test_config is not None:
         app.config.update(test_config)
     _configure_logging(app)

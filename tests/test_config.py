@@ -91,3 +91,17 @@ def test_make_voices_says_it_in_one_line_too(tmp_path):
     assert done.stderr.strip() == (
         "configuration error: CAPTCHA_LENGTH_MIN='0': expected a whole number from 1 to 20"
     )
+
+
+def test_a_flask_command_says_it_in_one_line_too(tmp_path):
+    env = {**os.environ, "LOG_LEVEL": "chatty", "MODERATION_VAR_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("flask")), "--app", "moderation", "users", "list"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: configuration error: LOG_LEVEL='CHATTY': expected one of DEBUG, INFO, "
+        "WARNING, ERROR, CRITICAL"
+    )
