@@ -22,6 +22,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -177,20 +178,28 @@ class UserStore:
             pipe.execute()
         return self.revoke_tokens(name), self.end_sessions(name)
 
-    def revoke_tokens(self, name: str) -> int:
-        digests = list(self.connection.smembers(keys.user_tokens(name)))
+    def _owner(self, key: Callable[[str], str], secret: str) -> User | None:
+        """The account a token or session id belongs to (only its hash is stored)."""
+        if not secret or len(secret) > 200:
+            return None
+        name = self.connection.get(key(token_hash(secret)))
+        return self.get(name) if name else None
+
+    def _forget_all(self, listed_in: str, key: Callable[[str], str]) -> list[int]:
+        """Delete every hashed secret listed in the set ``listed_in``, and the set;
+        one 1 or 0 per secret for whether it was still there."""
+        digests = list(self.connection.smembers(listed_in))
         with self.connection.pipeline(transaction=True) as pipe:
             for digest in digests:
-                pipe.delete(keys.token(digest))
-            pipe.delete(keys.user_tokens(name))
-            pipe.execute()
-        return len(digests)
+                pipe.delete(key(digest))
+            pipe.delete(listed_in)
+            return pipe.execute()[: len(digests)]
+
+    def revoke_tokens(self, name: str) -> int:
+        return len(self._forget_all(keys.user_tokens(name), keys.token))
 
     def by_token(self, token: str) -> User | None:
-        if not token or len(token) > 200:
-            return None
-        name = self.connection.get(keys.token(token_hash(token)))
-        return self.get(name) if name else None
+        return self._owner(keys.token, token)
 
     def start_session(self, name: str, ttl: int) -> str:
         """A new browser session id for the account, valid ``ttl`` seconds.
@@ -207,10 +216,7 @@ class UserStore:
         return session_id
 
     def by_session(self, session_id: str) -> User | None:
-        if not session_id or len(session_id) > 200:
-            return None
-        name = self.connection.get(keys.session(token_hash(session_id)))
-        return self.get(name) if name else None
+        return self._owner(keys.session, session_id)
 
     def end_session(self, session_id: str) -> None:
         if session_id and len(session_id) <= 200:
@@ -218,13 +224,7 @@ class UserStore:
 
     def end_sessions(self, name: str) -> int:
         """Log the account out of every browser; returns how many sessions were live."""
-        digests = list(self.connection.smembers(keys.user_sessions(name)))
-        with self.connection.pipeline(transaction=True) as pipe:
-            for digest in digests:
-                pipe.delete(keys.session(digest))
-            pipe.delete(keys.user_sessions(name))
-            live = pipe.execute()[: len(digests)]
-        return sum(live)
+        return sum(self._forget_all(keys.user_sessions(name), keys.session))
 
 
 def get_users() -> UserStore:
