@@ -35,9 +35,10 @@ mod:user:{name}:tokens                  set     sha256 hashes of the account's t
 mod:session:{sha256 of session id}      string  account name of a logged-in browser; the    the session's
                                                 signed session cookie holds the id; gone    lifetime (EX);
                                                 on logout, so a copied cookie is dead too   deleted on logout
-mod:user:{name}:sessions                set     sha256 hashes of the account's sessions     EX renewed to the
-                                                (``users end-sessions`` ends them all)      session lifetime
-                                                                                            at each login
+mod:user:{name}:sessions                set     sha256 hashes of the account's live         EX renewed to the
+                                                sessions (``users end-sessions`` ends them  session lifetime
+                                                all); logout takes its hash off, each       at each login
+                                                login those of sessions that ran out
 ======================================  ======  ==========================================  ================
 
 A decided comment's hash also gets ``decision`` (approve|reject|spam|ham),

@@ -213,14 +213,38 @@ class UserStore:
             # Every member is at most ttl old, so the set may go ttl after the last login.
             pipe.expire(keys.user_sessions(name), ttl)
             pipe.execute()
+        self._forget_lapsed_sessions(name)
         return session_id
+
+    def _forget_lapsed_sessions(self, name: str) -> None:
+        """Take the hashes of sessions that ran out off the account's index.
+
+        The index's EX only comes a lifetime after the *last* login, so a moderator who
+        logs in more often than that would otherwise add one hash per login forever.
+        A session's key is written before its hash joins the index, so a login racing
+        this one is never taken off.
+        """
+        index = keys.user_sessions(name)
+        digests = list(self.connection.smembers(index))
+        with self.connection.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                pipe.exists(keys.session(digest))
+            alive = pipe.execute()
+        lapsed = [digest for digest, live in zip(digests, alive, strict=True) if not live]
+        if lapsed:
+            self.connection.srem(index, *lapsed)
 
     def by_session(self, session_id: str) -> User | None:
         return self._owner(keys.session, session_id)
 
     def end_session(self, session_id: str) -> None:
-        if session_id and len(session_id) <= 200:
-            self.connection.delete(keys.session(token_hash(session_id)))
+        """Log one browser out: its session and its hash in the account's index go."""
+        if not session_id or len(session_id) > 200:
+            return
+        digest = token_hash(session_id)
+        name = self.connection.getdel(keys.session(digest))
+        if name:
+            self.connection.srem(keys.user_sessions(name), digest)
 
     def end_sessions(self, name: str) -> int:
         """Log the account out of every browser; returns how many sessions were live."""

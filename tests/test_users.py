@@ -211,6 +211,24 @@ def test_sessions_are_stored_only_as_hashes_and_end(store, redis_client):
     assert redis_client.keys(keys.session("*")) == []
 
 
+def test_the_sessions_index_keeps_only_live_sessions(store, redis_client):
+    # mod:user:{name}:sessions only expired a session lifetime after the *last* login,
+    # and neither logout nor a session running out took its hash out: a moderator who
+    # logs in daily (sessions last 31 days) added one hash a day, forever (seen by
+    # listing the keys after logins and logouts in the ops pass).
+    store.create("mia", PASSWORD)
+    ended = [store.start_session("mia", ttl=3600) for _ in range(3)]
+    for session_id in ended:
+        store.end_session(session_id)
+    assert redis_client.smembers(keys.user_sessions("mia")) == set()
+    lapsed = store.start_session("mia", ttl=3600)
+    redis_client.delete(keys.session(token_hash(lapsed)))  # as when its EX runs out
+    live = store.start_session("mia", ttl=3600)
+    assert redis_client.smembers(keys.user_sessions("mia")) == {token_hash(live)}
+    assert store.by_session(live).name == "mia"
+    assert store.end_sessions("mia") == 1
+
+
 def test_cli_end_sessions(app, redis_client):
     store = UserStore(redis_client)
     store.create("olga", PASSWORD, "operator")
