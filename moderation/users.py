@@ -242,7 +242,10 @@ class UserStore:
         if not session_id or len(session_id) > 200:
             return
         digest = token_hash(session_id)
-        name = self.connection.getdel(keys.session(digest))
+        with self.connection.pipeline(transaction=True) as pipe:  # GETDEL needs Redis 6.2
+            pipe.get(keys.session(digest))
+            pipe.delete(keys.session(digest))
+            name, _ = pipe.execute()
         if name:
             self.connection.srem(keys.user_sessions(name), digest)
 
