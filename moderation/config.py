@@ -234,6 +234,8 @@ def from_environment() -> dict[str, Any]:
         # Retention in days for comments never published (0 = keep forever).
         "RETENTION_REJECTED_DAYS": _int("RETENTION_REJECTED_DAYS", 30),
         "RETENTION_HELD_DAYS": _int("RETENTION_HELD_DAYS", 0),
+        # The decision log (training data, moderators' history) holds comment texts too.
+        "RETENTION_DECISIONS_DAYS": _int("RETENTION_DECISIONS_DAYS", 0),
     }
     _check_ranges(settings)
     return settings

@@ -8,8 +8,10 @@ the comment's claim and history. Each comment goes in one Lua script that first 
 its status is still the one we meant to purge, so a moderator publishing it at the same
 moment wins.
 
-Not touched: published comments, and the decision log ``mod:decisions`` (the training
-data the operator exports; it has its own lifecycle, see the README).
+The decision log ``mod:decisions`` holds each decided comment's text too (it is the
+training data the operator exports, and the moderators' history): its entries older
+than ``RETENTION_DECISIONS_DAYS`` go as well, when that is set (0, the default, keeps
+them, since retraining learns from them). Published comments are never touched.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ return 1
 class PurgeReport:
     rejected: int
     held: int
+    decisions: int = 0
 
 
 def purge(
@@ -51,16 +54,44 @@ def purge(
     *,
     rejected_days: int,
     held_days: int,
+    decisions_days: int = 0,
     now: float | None = None,
     batch: int = 500,
 ) -> PurgeReport:
-    """Delete never-published comments older than their retention; return the counts."""
+    """Delete never-published comments (and, if asked, decision log entries) older than
+    their retention; return the counts."""
     now = time.time() if now is None else now
+    decisions = _purge_decisions(connection, now - decisions_days * DAY, batch) \
+        if decisions_days > 0 else 0
+    comments_purged = _purge_comments(connection, rejected_days, held_days, now, batch)
+    report = PurgeReport(rejected=comments_purged[REJECTED], held=comments_purged[HELD],
+                         decisions=decisions)
+    log.info("purge: %d rejected, %d held comments and %d decision log entries deleted",
+             report.rejected, report.held, report.decisions)
+    return report
+
+
+def _purge_decisions(connection: redis.Redis, cutoff: float, batch: int) -> int:
+    """Delete decision log entries logged before ``cutoff`` (stream ids are times in ms).
+
+    XRANGE + XDEL rather than XTRIM MINID, which needs Redis 6.2.
+    """
+    deleted = 0
+    end = f"({int(cutoff * 1000)}-0"
+    while True:
+        entries = connection.xrange(keys.DECISIONS, "-", end, count=batch)
+        if not entries:
+            return deleted
+        deleted += connection.xdel(keys.DECISIONS, *(entry_id for entry_id, _ in entries))
+
+
+def _purge_comments(connection: redis.Redis, rejected_days: int, held_days: int,
+                    now: float, batch: int) -> dict[str, int]:
     limits = {status: days for status, days in ((REJECTED, rejected_days), (HELD, held_days))
               if days > 0}
     counts = {REJECTED: 0, HELD: 0}
     if not limits:
-        return PurgeReport(0, 0)
+        return counts
     script = connection.register_script(_PURGE_ONE)
     oldest_cutoff = now - min(limits.values()) * DAY
     start = 0
@@ -86,9 +117,7 @@ def purge(
             if done:
                 counts[status] += 1
                 start -= 1  # the index shrank under our cursor
-    report = PurgeReport(rejected=counts[REJECTED], held=counts[HELD])
-    log.info("purge: %d rejected, %d held comments deleted", report.rejected, report.held)
-    return report
+    return counts
 
 
 def init_app(app) -> None:  # noqa: ANN001 - a Flask app
@@ -99,13 +128,23 @@ def init_app(app) -> None:  # noqa: ANN001 - a Flask app
                   help="Override RETENTION_REJECTED_DAYS (0 = keep).")
     @click.option("--held-days", type=int, default=None,
                   help="Override RETENTION_HELD_DAYS (0 = keep).")
+    @click.option("--decisions-days", type=int, default=None,
+                  help="Override RETENTION_DECISIONS_DAYS (0 = keep).")
     @cli_redis_errors
-    def purge_command(rejected_days: int | None, held_days: int | None) -> None:
-        """Delete rejected and held comments older than the retention limits."""
+    def purge_command(rejected_days: int | None, held_days: int | None,
+                      decisions_days: int | None) -> None:
+        """Delete rejected and held comments (and old decision log entries, if set)
+        older than the retention limits."""
+
+        def days(given: int | None, setting: str) -> int:
+            return app.config[setting] if given is None else given
+
+        decisions = days(decisions_days, "RETENTION_DECISIONS_DAYS")
         report = purge(
             app.extensions["redis"],
-            rejected_days=app.config["RETENTION_REJECTED_DAYS"]
-            if rejected_days is None else rejected_days,
-            held_days=app.config["RETENTION_HELD_DAYS"] if held_days is None else held_days,
+            rejected_days=days(rejected_days, "RETENTION_REJECTED_DAYS"),
+            held_days=days(held_days, "RETENTION_HELD_DAYS"),
+            decisions_days=decisions,
         )
-        click.echo(f"purged {report.rejected} rejected and {report.held} held comments")
+        click.echo(f"purged {report.rejected} rejected and {report.held} held comments"
+                   + (f", {report.decisions} decision log entries" if decisions > 0 else ""))

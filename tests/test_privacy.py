@@ -134,3 +134,23 @@ def test_purge_skips_a_comment_whose_status_changed(redis_client):
     redis_client.hset(keys.comment(comment_id), "status", "published")
     assert purge(redis_client, rejected_days=1, held_days=1, now=now).held == 0
     assert redis_client.exists(keys.comment(comment_id))
+
+
+def test_decision_log_entries_past_their_retention_are_purged(make_app, redis_client):
+    # Rejected comments went after RETENTION_REJECTED_DAYS, but the decision log kept
+    # the text of every one a moderator had decided, for ever.
+    now = time.time()
+    for age_days in (60, 50, 40, 35, 5):  # stream ids are the times, oldest first
+        redis_client.xadd(keys.DECISIONS, {"text": f"{age_days} days old", "label": "spam"},
+                          id=f"{int((now - age_days * DAY) * 1000)}-0")
+    app = make_app()
+    assert app.config["RETENTION_DECISIONS_DAYS"] == 0  # kept unless the operator says
+    kept = app.test_cli_runner().invoke(args=["purge"])
+    assert kept.exit_code == 0 and redis_client.xlen(keys.DECISIONS) == 5
+
+    assert purge(redis_client, rejected_days=0, held_days=0, decisions_days=45,
+                 now=now, batch=1).decisions == 2  # in batches of one
+    result = app.test_cli_runner().invoke(args=["purge", "--decisions-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "2 decision log entries" in result.output
+    assert [f["text"] for _, f in redis_client.xrange(keys.DECISIONS)] == ["5 days old"]
