@@ -23,8 +23,10 @@ import sys
 import tempfile
 import threading
 import wave
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -230,15 +232,13 @@ def build_voice_library(
     return {language: sum(1 for _ in (directory / language).rglob("*.wav")) for language in VOICES}
 
 
-def voices_dir(app: Flask) -> Path:
-    return Path(
-        app.config.get("CAPTCHA_VOICES_DIR") or Path(app.config["VAR_DIR"]) / "captcha-voices"
-    )
+def voices_dir(config: Mapping[str, Any]) -> Path:
+    return Path(config.get("CAPTCHA_VOICES_DIR") or Path(config["VAR_DIR"]) / "captcha-voices")
 
 
 def init_app(app: Flask) -> AudioChallenges:
     """Load the voice library (or the shipped voice) and register the CLI command."""
-    directory = voices_dir(app)
+    directory = voices_dir(app.config)
     audio = AudioChallenges(directory, app.config.get("CAPTCHA_AUDIO_NOISE", 24))
     if audio.fallback:
         hint = (
@@ -272,7 +272,7 @@ def captcha_cli() -> None:
 )
 def build_voices_command(directory: str | None) -> None:
     """Record the CAPTCHA alphabet with espeak-ng in several voices (English, Spanish)."""
-    target = Path(directory) if directory else voices_dir(current_app)
+    target = Path(directory) if directory else voices_dir(current_app.config)
     try:
         counts = build_voice_library(target)
     except FileNotFoundError as error:
@@ -295,7 +295,7 @@ def make_voices() -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    target = Path(config["CAPTCHA_VOICES_DIR"] or Path(config["VAR_DIR"]) / "captcha-voices")
+    target = voices_dir(config)
     if target.exists():
         return 0
     if not shutil.which("espeak-ng"):

@@ -12,6 +12,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from .guards import HOLD, REJECT
+from .policies import ALWAYS, POLICIES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -190,7 +193,7 @@ def from_environment() -> dict[str, Any]:
         # Minimum seconds between rendering the form and posting it; faster is a bot.
         "MIN_FILL_SECONDS": _float("MIN_FILL_SECONDS", 3.0),
         # What a too-fast (or unstamped) submission gets: "hold" or "reject".
-        "FILL_TIME_ACTION": _choice("FILL_TIME_ACTION", "hold", ("hold", "reject")),
+        "FILL_TIME_ACTION": _choice("FILL_TIME_ACTION", HOLD, (HOLD, REJECT)),
         # Oldest form stamp accepted (seconds); older forms count as unstamped.
         "FORM_STAMP_MAX_AGE": _int("FORM_STAMP_MAX_AGE", 24 * 3600, 1),
         # Rate limits (Flask-Limiter syntax, on the Redis storage backend).
@@ -224,9 +227,7 @@ def from_environment() -> dict[str, Any]:
         "MAX_LINKS": _int("MAX_LINKS", 2),
         # CAPTCHA policy: "always", "remember" (signed cookie skips it for a while) or
         # "adaptive" (score first; ask only when the comment is in the unsure band).
-        "CHALLENGE_POLICY": _choice(
-            "CHALLENGE_POLICY", "always", ("always", "remember", "adaptive")
-        ),
+        "CHALLENGE_POLICY": _choice("CHALLENGE_POLICY", ALWAYS, POLICIES),
         "REMEMBER_SECONDS": _int("REMEMBER_SECONDS", 24 * 3600, 1),
         "REMEMBER_COMMENTS": _int("REMEMBER_COMMENTS", 5),
         # Security headers: who may frame our pages (CSP frame-ancestors).

@@ -281,13 +281,13 @@ def load_scorer(
 class _Reloader:
     """Checks the Redis record at most every ``interval`` seconds; swaps the scorer."""
 
-    def __init__(self, app: Flask, interval: float) -> None:
+    def __init__(self, app: Flask, interval: float, failing: bool = False) -> None:
         self.app = app
         self.interval = interval
         self.next_check = time.monotonic() + interval
         self.lock = threading.Lock()
         # Redis did not answer the last check: warn once per outage, not every check.
-        self.failing = False
+        self.failing = failing
 
     def _load(self, version: str) -> Scorer:
         return load_scorer(
@@ -365,8 +365,8 @@ def init_app(app: Flask) -> None:
         redis_down = True
     app.extensions["scorer"] = scorer
     metrics.model_switched(None, app.extensions["scorer"].version)
-    reloader = _Reloader(app, float(app.config.get("MODEL_RELOAD_SECONDS") or 1.0))
-    reloader.failing = redis_down
+    reloader = _Reloader(app, float(app.config.get("MODEL_RELOAD_SECONDS") or 1.0),
+                         failing=redis_down)
     app.extensions["scorer_reloader"] = reloader
     app.before_request(reloader.check)
 

@@ -137,9 +137,11 @@ def _preflight(
         captcha_replies = len(pipe)
         read_seen = guards.queue_repeat_lookup(pipe, draft)
         replies = pipe.execute(raise_on_error=False)
-    check = None if read_check is None else read_check(replies[0] if captcha_replies else None)
-    return Preflight(None if check is None else check.ok, read_seen(replies[captcha_replies:]),
-                     0 if check is None else check.attempts_left)
+    seen = read_seen(replies[captcha_replies:])
+    if read_check is None:
+        return Preflight(None, seen)
+    check = read_check(replies[0] if captcha_replies else None)
+    return Preflight(check.ok, seen, check.attempts_left)
 
 
 def submit(

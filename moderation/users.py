@@ -74,6 +74,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _digest(secret: str | None) -> str | None:
+    """The stored hash of a token or session id; None for one no server ever issued
+    (empty, or far longer than ours: not worth hashing)."""
+    return token_hash(secret) if secret and len(secret) <= 200 else None
+
+
 def check_password(password: str | None) -> None:
     if not MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD:
         raise AccountError(
@@ -120,6 +126,12 @@ class UserStore:
             pipe.execute()
         return User(name=name, role=role)
 
+    def require(self, name: str) -> User:
+        user = self.get(name)
+        if user is None:
+            raise AccountError(f"There is no account named '{name}'.")
+        return user
+
     def get(self, name: str) -> User | None:
         if not NAME_RE.match(name or ""):
             return None
@@ -145,16 +157,14 @@ class UserStore:
         return self.get(name)
 
     def set_password(self, name: str, password: str) -> None:
-        if self.get(name) is None:
-            raise AccountError(f"There is no account named '{name}'.")
+        self.require(name)
         check_password(password)
         self.connection.hset(keys.user(name), "password_hash", generate_password_hash(password))
         self.end_sessions(name)  # whoever knew the old password is logged out
 
     def new_token(self, name: str) -> str:
         """A fresh bearer token for the account; shown once, only its hash is kept."""
-        if self.get(name) is None:
-            raise AccountError(f"There is no account named '{name}'.")
+        self.require(name)
         token = secrets.token_urlsafe(32)
         digest = token_hash(token)
         with self.connection.pipeline(transaction=True) as pipe:
@@ -170,8 +180,7 @@ class UserStore:
         lookup needs the account); they are then deleted, so a new account given the
         same name later does not inherit them. Past decisions keep the name.
         """
-        if self.get(name) is None:
-            raise AccountError(f"There is no account named '{name}'.")
+        self.require(name)
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.delete(keys.user(name))
             pipe.srem(keys.USERS, name)
@@ -180,9 +189,8 @@ class UserStore:
 
     def _owner(self, key: Callable[[str], str], secret: str) -> User | None:
         """The account a token or session id belongs to (only its hash is stored)."""
-        if not secret or len(secret) > 200:
-            return None
-        name = self.connection.get(key(token_hash(secret)))
+        digest = _digest(secret)
+        name = self.connection.get(key(digest)) if digest else None
         return self.get(name) if name else None
 
     def _forget_all(self, listed_in: str, key: Callable[[str], str]) -> list[int]:
@@ -239,9 +247,9 @@ class UserStore:
 
     def end_session(self, session_id: str) -> None:
         """Log one browser out: its session and its hash in the account's index go."""
-        if not session_id or len(session_id) > 200:
+        digest = _digest(session_id)
+        if digest is None:
             return
-        digest = token_hash(session_id)
         with self.connection.pipeline(transaction=True) as pipe:  # GETDEL needs Redis 6.2
             pipe.get(keys.session(digest))
             pipe.delete(keys.session(digest))
@@ -324,8 +332,7 @@ def end_sessions_command(name: str) -> None:
 def set_password_command(name: str, password: str | None) -> None:
     """Give NAME a new password; it is logged out of every browser (tokens stay)."""
     try:
-        if get_users().get(name) is None:
-            raise AccountError(f"There is no account named '{name}'.")
+        get_users().require(name)
         if password is None:
             password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
         get_users().set_password(name, password)
@@ -340,13 +347,12 @@ def set_password_command(name: str, password: str | None) -> None:
 @cli_redis_errors
 def delete_command(name: str, yes: bool) -> None:
     """Delete the account NAME: its API tokens and browser sessions end at once."""
-    if get_users().get(name) is None:
-        raise click.ClickException(f"There is no account named '{name}'.")
-    if not yes:
-        click.confirm(f"Delete the account '{name}'?", abort=True)
     try:
-        tokens, sessions = get_users().delete(name)
-    except AccountError as exc:  # deleted meanwhile
+        get_users().require(name)
+        if not yes:
+            click.confirm(f"Delete the account '{name}'?", abort=True)
+        tokens, sessions = get_users().delete(name)  # refuses if deleted meanwhile
+    except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Deleted '{name}': {tokens} token(s) revoked, {sessions} session(s) ended; "
                "its past decisions keep its name.")

@@ -98,13 +98,13 @@ def last_decisions(client: redis.Redis, last: int) -> list[tuple[str, int]]:
 SHIPPED_FILES = frozenset([*datasets.YOUTUBE_VIDEOS.values(), datasets.SMS_FILE.name])
 
 
-def trained_on(models_dir: Path, version: str, texts: list[str]) -> int | None:
-    """How many of ``texts`` ``version`` was trained on, by exact text; None if unknown.
+def trained_on(data: dict[str, Any], texts: list[str]) -> int | None:
+    """How many of ``texts`` a version was trained on, by exact text; None if unknown.
 
-    Known from the fingerprints of its --data texts, or, for a version saved before
-    they were recorded, when it had no --data files (shipped data only: no decision).
+    ``data`` is the ``data`` part of the version's metadata. Known from the
+    fingerprints of its --data texts, or, for a version saved before they were
+    recorded, when it had no --data files (shipped data only: no decision).
     """
-    data = model_registry.read_metadata(models_dir, version).get("data", {})
     if "extra_text_digests" in data:
         seen = set(data["extra_text_digests"])
         return sum(1 for text in texts if datasets.text_digest(text) in seen)
@@ -122,13 +122,13 @@ def shadow(models_dir: Path, candidate: str, client: redis.Redis, last: int = 50
         return {"current": current.version, "candidate": other.version, "n": 0}
     texts = [t for t, _ in rows]
     y = np.array([label for _, label in rows])
+    data = model_registry.read_metadata(models_dir, other.version).get("data", {})
     result: dict[str, Any] = {
         "current": current.version, "candidate": other.version, "n": len(rows),
         "n_spam": int(y.sum()),
         # Scored on texts it learnt from, a candidate looks better than it will be.
-        "candidate_trained_on": trained_on(models_dir, other.version, texts),
-        "candidate_files": sorted(model_registry.read_metadata(models_dir, other.version)
-                                  .get("data", {}).get("files", {})),
+        "candidate_trained_on": trained_on(data, texts),
+        "candidate_files": sorted(data.get("files", {})),
     }
     verdicts = {}
     for name, scorer in (("current", current), ("candidate", other)):
