@@ -40,6 +40,7 @@ from .scoring import Scorer
 
 log = logging.getLogger(__name__)
 
+
 def captcha_failed(attempts_left: int) -> ApiError:
     """A wrong, unknown or expired answer; ``details`` tells a program whether the same
     challenge may be answered again or a new one is needed."""
@@ -56,6 +57,7 @@ def captcha_failed(attempts_left: int) -> ApiError:
         )
     return ApiError(400, "captcha_failed", message, "captcha_answer",
                     details={"attempts_left": attempts_left})
+
 
 CAPTCHA_REQUIRED = ApiError(
     400,
@@ -159,15 +161,7 @@ def submit(
     Raises ApiError(400) when the CAPTCHA is wrong, unknown, expired or (adaptive
     policy) required; in that case nothing is stored.
     """
-    policy = protections.policy
-    used_pass = False
-    if policy == REMEMBER and protections.passes is not None:
-        used_pass = protections.passes.spend(client.captcha_pass)
-    check_captcha = (
-        policy == ALWAYS
-        or (policy == REMEMBER and not used_pass)
-        or (policy == ADAPTIVE and bool(submission.challenge_id))
-    )
+    check_captcha, used_pass = _captcha_duty(protections, submission, client)
     draft = Draft(
         article=article,
         author=submission.author,
@@ -180,29 +174,18 @@ def submit(
         connection, challenges, protections.guards, submission, draft,
         check_captcha=check_captcha,
     )
-    if facts.captcha_ok is False:
-        metrics.CAPTCHA_CHECKS.labels(result="failed").inc()
-        raise captcha_failed(facts.attempts_left)
-    if facts.captcha_ok:
-        metrics.CAPTCHA_CHECKS.labels(result="passed").inc()
-    solved = bool(facts.captcha_ok)
+    solved = _captcha_verdict(facts)
     draft = replace(draft, repeat_seen=facts.repeat_seen)
     guard = protections.guards.run(draft)
     with metrics.SCORING_SECONDS.time():
         result = scorer.score(submission.body)
     model_outcome = _OUTCOME_OF_VERDICT[result.verdict]
     outcome = more_severe(guard.outcome, model_outcome)
-    if policy == ADAPTIVE and outcome == HOLD and not solved:
+    if protections.policy == ADAPTIVE and outcome == HOLD and not solved:
         log.info("comment on %s: CAPTCHA required (unsure)", article)
         metrics.CAPTCHA_CHECKS.labels(result="required").inc()
         raise CAPTCHA_REQUIRED
 
-    if guard.outcome == model_outcome != PASS:
-        reason = f"{guard.reason} Model: {result.reason}".strip()
-    elif outcome == guard.outcome != PASS:
-        reason = guard.reason  # the guard is the stronger voice
-    else:
-        reason = result.reason  # the model alone, or the model is the stronger voice
     comment = comments.make_comment(
         article=article,
         author=submission.author,
@@ -212,32 +195,72 @@ def submit(
         score=result.spam_probability,
         model_version=result.model_version,
         verdict=result.verdict,
-        reason=reason,
+        reason=_reason(guard, model_outcome, outcome, result.reason),
         explanation=result.explanation,
     )
     comment.status = comments.VERDICT_TO_STATUS[_VERDICT_OF_OUTCOME[outcome]]
-    # The comment, its indexes and the repeat-post memory: one atomic round trip.
-    with connection.pipeline(transaction=True) as pipe:
-        comments.save(connection, comment, pipe=pipe)
-        protections.guards.remember(draft, pipe=pipe)
-        pipe.execute()
+    _store(connection, comment, protections.guards, draft)
 
     decided_by = guard.guard if guard.guard and guard.outcome == outcome != PASS else "model"
     metrics.COMMENTS.labels(status=comment.status, decided_by=decided_by).inc()
-
-    new_pass = None
-    if (
-        policy == REMEMBER
-        and solved
-        and not used_pass
-        and comment.status != comments.REJECTED
-        and protections.passes is not None
-        and protections.passes.uses > 0
-    ):
-        new_pass = protections.passes.issue()
+    earned = solved and not used_pass and comment.status != comments.REJECTED
     log.info(
         "comment %s on %s: %s (score %.3f, model %s, guards %s)",
         comment.id, article, comment.status, comment.score, comment.model_version,
         guard.guard or "pass",
     )
-    return Outcome(comment=comment, guard=guard, new_pass=new_pass)
+    return Outcome(comment=comment, guard=guard,
+                   new_pass=_new_pass(protections) if earned else None)
+
+
+def _captcha_duty(
+    protections: Protections, submission: CommentSubmission, client: Client
+) -> tuple[bool, bool]:
+    """Whether this submission's CAPTCHA must be checked, and whether a remember pass
+    was spent instead (spending it is the check, so it happens here)."""
+    policy = protections.policy
+    used_pass = False
+    if policy == REMEMBER and protections.passes is not None:
+        used_pass = protections.passes.spend(client.captcha_pass)
+    check = (
+        policy == ALWAYS
+        or (policy == REMEMBER and not used_pass)
+        or (policy == ADAPTIVE and bool(submission.challenge_id))
+    )
+    return check, used_pass
+
+
+def _captcha_verdict(facts: Preflight) -> bool:
+    """True when a CAPTCHA was checked and solved, False when none was checked;
+    a wrong answer raises (nothing is stored)."""
+    if facts.captcha_ok is False:
+        metrics.CAPTCHA_CHECKS.labels(result="failed").inc()
+        raise captcha_failed(facts.attempts_left)
+    if facts.captcha_ok:
+        metrics.CAPTCHA_CHECKS.labels(result="passed").inc()
+    return bool(facts.captcha_ok)
+
+
+def _reason(guard: GuardResult, model_outcome: str, outcome: str, model_reason: str) -> str:
+    """The stored reason: the stronger voice's, or both when guard and model agree."""
+    if guard.outcome == model_outcome != PASS:
+        return f"{guard.reason} Model: {model_reason}".strip()
+    if outcome == guard.outcome != PASS:
+        return guard.reason
+    return model_reason
+
+
+def _store(connection: redis.Redis, comment: Comment, guards: Guards, draft: Draft) -> None:
+    """The comment, its indexes and the repeat-post memory: one atomic round trip."""
+    with connection.pipeline(transaction=True) as pipe:
+        comments.save(connection, comment, pipe=pipe)
+        guards.remember(draft, pipe=pipe)
+        pipe.execute()
+
+
+def _new_pass(protections: Protections) -> str | None:
+    """A remember pass for a browser that just solved a CAPTCHA, if the policy gives one."""
+    passes = protections.passes
+    if protections.policy != REMEMBER or passes is None or passes.uses <= 0:
+        return None
+    return passes.issue()
