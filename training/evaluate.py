@@ -419,10 +419,34 @@ def _misses(rows: dict[str, dict[str, Any]]) -> list[str]:
     return lines + [""] if lines else []
 
 
-def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str, Any],
-                    thresholds: dict[str, float], plots: Sequence[str]) -> str:
-    lines = [f"# Evaluation report: model {version}", ""]
-    lines += [
+_HEADER = ("| split | n test (dups removed) | MCC | MCC 95% interval | errors (FP/FN) | "
+           "MCC as published | published MCC | F1 | "
+           "accuracy | ROC AUC | spam caught | blocked ham | spam published | queued | "
+           "target |")
+_SEP = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+
+
+def _row(name: str, m: dict[str, Any], published: str, target: str) -> str:
+    """One protocol split as a row of the shared table."""
+    low, high = m["mcc_ci95"]
+    errors = f"{m['false_positives'] + m['false_negatives']} " \
+             f"({m['false_positives']}/{m['false_negatives']})"
+    return (f"| {name} | {m['n']} ({m['removed_duplicates']}) | {m['mcc']:.3f} | "
+            f"{low:.3f}-{high:.3f} | {errors} | "
+            f"{_fmt(m.get('mcc_as_published', float('nan')))} | {published} | {m['f1']:.3f} | "
+            f"{m['accuracy']:.3f} | {_fmt(m['roc_auc'])} | {_fmt(m['spam_caught'], True)} | "
+            f"{_fmt(m['blocked_ham'], True)} | {_fmt(m['spam_published'], True)} | "
+            f"{_fmt(m['queue_share'], True)} | {target} |")
+
+
+def _verdict(passed: bool) -> str:
+    """PASS or FAIL, as the report writes a target's result."""
+    return "PASS" if passed else "FAIL"
+
+
+def _production_section(thresholds: dict[str, float], cv_metrics: dict[str, Any]) -> list[str]:
+    """Thresholds and the production model's grouped CV, overall and per medium."""
+    lines = [
         "Thresholds (from grouped cross-validation on all shipped data): publish below "
         f"**{thresholds['publish_below']:.3f}**, reject at or above "
         f"**{thresholds['reject_at']:.3f}**.",
@@ -448,80 +472,83 @@ def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str,
               for name, m in cv_metrics["by_medium"].items()),
             "",
         ]
-    header = ("| split | n test (dups removed) | MCC | MCC 95% interval | errors (FP/FN) | "
-              "MCC as published | published MCC | F1 | "
-              "accuracy | ROC AUC | spam caught | blocked ham | spam published | queued | "
-              "target |")
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    return lines
 
-    def row(name: str, m: dict[str, Any], published: str, target: str) -> str:
-        low, high = m["mcc_ci95"]
-        errors = f"{m['false_positives'] + m['false_negatives']} " \
-                 f"({m['false_positives']}/{m['false_negatives']})"
-        return (f"| {name} | {m['n']} ({m['removed_duplicates']}) | {m['mcc']:.3f} | "
-                f"{low:.3f}-{high:.3f} | {errors} | "
-                f"{_fmt(m.get('mcc_as_published', float('nan')))} | {published} | {m['f1']:.3f} | "
-                f"{m['accuracy']:.3f} | {_fmt(m['roc_auc'])} | {_fmt(m['spam_caught'], True)} | "
-                f"{_fmt(m['blocked_ham'], True)} | {_fmt(m['spam_published'], True)} | "
-                f"{_fmt(m['queue_share'], True)} | {target} |")
 
-    if "tubespam" in summary:
-        t = summary["tubespam"]
-        lines += ["## TubeSpam protocol (Alberto et al., ICMLA 2015)", "",
-                  "Per video: first 70% of each class in file order to train, last 30% to test. "
-                  "Target: beat the published best MCC on every video (on the strict test set). "
-                  "Each published number is the best of the 13 classifiers in the authors' "
-                  "experiment, ranked by MCC on this same test split, and a different one is "
-                  "best on each video (Psy: RBF SVM; KatyPerry: random forest; LMFAO: Bernoulli "
-                  "naive Bayes and linear SVM, tied; Eminem: decision tree and AdaBoost, tied; "
-                  "exp3/results in the first author's repository, "
-                  "tuliocasagrande/youtube-spam-experiment). Their test sets keep the texts "
-                  "that duplicate a training text: compare them with 'MCC as published'.",
-                  "", header, sep]
-        for name, m in t["videos"].items():
-            lines.append(row(name, m, f"{m['published_mcc']:.3f}", "PASS" if m["pass"] else "FAIL"))
-        verdict = "PASS" if t["pass"] else "FAIL"
-        lines += ["", f"Mean MCC {t['mean_mcc']:.3f}. Overall: **{verdict}**", ""]
-        lines += _misses(t["videos"])
-    if "sms" in summary:
-        s = summary["sms"]
-        p = s["published"]
-        lines += ["## SMS protocol (Almeida et al., DocEng 2011)", "",
-                  "First 30% of the file to train, last 70% to test. Published best (linear SVM): "
-                  f"MCC {p['mcc']}, spam caught {p['spam_caught']:.2%}, blocked ham "
-                  f"{p['blocked_ham']:.2%}. Target: higher MCC with blocked ham (our auto-reject "
-                  "of ham) no higher than 0.18%.", "", header, sep,
-                  row("SMS", s, f"{p['mcc']:.3f}", "PASS" if s["pass"] else "FAIL"), ""]
-        lines += _misses({"SMS": {**s, "published_mcc": p["mcc"]}})
-    if "lovo" in summary:
-        lo = summary["lovo"]
-        lines += ["## Leave one video out", "",
-                  "Train on the other videos and the SMS collection, test on the video left out: "
-                  "what a new site's comments look like to a model trained elsewhere. "
-                  f"Target: mean MCC >= {lo['target_mean_mcc']}.", "", header, sep]
-        for name, m in lo["videos"].items():
-            lines.append(row(name, m, "-", ""))
-        lines += ["", f"Mean MCC {lo['mean_mcc']:.3f}: **{'PASS' if lo['pass'] else 'FAIL'}**", ""]
-        if "pooled" in lo:
-            pooled = lo["pooled"]
-            held = (pooled["ham_rejected"] <= pipeline.MAX_HAM_REJECTED
-                    and pooled["spam_published"] <= pipeline.MAX_SPAM_PUBLISHED)
-            lines += [
-                "How far the thresholds carry to a new site: over all left-out videos, each "
-                "scored against the thresholds its own training data chose, auto-reject "
-                f"blocked {_fmt(pooled['ham_rejected'], True)} of ham (budget "
-                f"{pipeline.MAX_HAM_REJECTED:.1%}) and auto-publish let through "
-                f"{_fmt(pooled['spam_published'], True)} of spam (budget "
-                f"{pipeline.MAX_SPAM_PUBLISHED:.0%}), with "
-                f"{_fmt(pooled['queue_share'], True)} queued. "
-                + ("Both budgets held." if held else
-                   "A budget met on the data the thresholds were chosen on was exceeded "
-                   "here: on a new site, retrain with its moderators' first decisions "
-                   "(`export-decisions`, then `train --data`) before trusting the "
-                   "automatic decisions. training/README.md (eighth round) measures "
-                   "thresholds that hold across sites, at the cost of a larger queue."),
-                "",
-            ]
+def _tubespam_section(t: dict[str, Any]) -> list[str]:
+    """Per-video TubeSpam splits against the published numbers, and the misses."""
+    lines = ["## TubeSpam protocol (Alberto et al., ICMLA 2015)", "",
+             "Per video: first 70% of each class in file order to train, last 30% to test. "
+             "Target: beat the published best MCC on every video (on the strict test set). "
+             "Each published number is the best of the 13 classifiers in the authors' "
+             "experiment, ranked by MCC on this same test split, and a different one is "
+             "best on each video (Psy: RBF SVM; KatyPerry: random forest; LMFAO: Bernoulli "
+             "naive Bayes and linear SVM, tied; Eminem: decision tree and AdaBoost, tied; "
+             "exp3/results in the first author's repository, "
+             "tuliocasagrande/youtube-spam-experiment). Their test sets keep the texts "
+             "that duplicate a training text: compare them with 'MCC as published'.",
+             "", _HEADER, _SEP]
+    for name, m in t["videos"].items():
+        lines.append(_row(name, m, f"{m['published_mcc']:.3f}", _verdict(m["pass"])))
+    lines += ["", f"Mean MCC {t['mean_mcc']:.3f}. Overall: **{_verdict(t['pass'])}**", ""]
+    lines += _misses(t["videos"])
+    return lines
+
+
+def _sms_section(s: dict[str, Any]) -> list[str]:
+    """The SMS split against the published linear SVM."""
+    p = s["published"]
+    lines = ["## SMS protocol (Almeida et al., DocEng 2011)", "",
+             "First 30% of the file to train, last 70% to test. Published best (linear SVM): "
+             f"MCC {p['mcc']}, spam caught {p['spam_caught']:.2%}, blocked ham "
+             f"{p['blocked_ham']:.2%}. Target: higher MCC with blocked ham (our auto-reject "
+             "of ham) no higher than 0.18%.", "", _HEADER, _SEP,
+             _row("SMS", s, f"{p['mcc']:.3f}", _verdict(s["pass"])), ""]
+    lines += _misses({"SMS": {**s, "published_mcc": p["mcc"]}})
+    return lines
+
+
+def _lovo_section(lo: dict[str, Any]) -> list[str]:
+    """Leave-one-video-out, and how far the error budgets carried to unseen videos."""
+    lines = ["## Leave one video out", "",
+             "Train on the other videos and the SMS collection, test on the video left out: "
+             "what a new site's comments look like to a model trained elsewhere. "
+             f"Target: mean MCC >= {lo['target_mean_mcc']}.", "", _HEADER, _SEP]
+    for name, m in lo["videos"].items():
+        lines.append(_row(name, m, "-", ""))
+    lines += ["", f"Mean MCC {lo['mean_mcc']:.3f}: **{_verdict(lo['pass'])}**", ""]
+    if "pooled" in lo:
+        pooled = lo["pooled"]
+        held = (pooled["ham_rejected"] <= pipeline.MAX_HAM_REJECTED
+               and pooled["spam_published"] <= pipeline.MAX_SPAM_PUBLISHED)
+        lines += [
+            "How far the thresholds carry to a new site: over all left-out videos, each "
+            "scored against the thresholds its own training data chose, auto-reject "
+            f"blocked {_fmt(pooled['ham_rejected'], True)} of ham (budget "
+            f"{pipeline.MAX_HAM_REJECTED:.1%}) and auto-publish let through "
+            f"{_fmt(pooled['spam_published'], True)} of spam (budget "
+            f"{pipeline.MAX_SPAM_PUBLISHED:.0%}), with "
+            f"{_fmt(pooled['queue_share'], True)} queued. "
+            + ("Both budgets held." if held else
+              "A budget met on the data the thresholds were chosen on was exceeded "
+              "here: on a new site, retrain with its moderators' first decisions "
+              "(`export-decisions`, then `train --data`) before trusting the "
+              "automatic decisions. training/README.md (eighth round) measures "
+              "thresholds that hold across sites, at the cost of a larger queue."),
+            "",
+        ]
+    return lines
+
+
+def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str, Any],
+                    thresholds: dict[str, float], plots: Sequence[str]) -> str:
+    """The report: the production model's CV, then each protocol run, notes and plots."""
+    lines = [f"# Evaluation report: model {version}", ""]
+    lines += _production_section(thresholds, cv_metrics)
+    sections = {"tubespam": _tubespam_section, "sms": _sms_section, "lovo": _lovo_section}
+    for name, section in sections.items():
+        if name in summary:
+            lines += section(summary[name])
     lines += [
         "Notes: MCC, F1, accuracy and spam caught use the 0.5 decision (comparable to the "
         "published binary classifiers); blocked ham is ham scored at or above the split's own "
