@@ -189,6 +189,10 @@ def from_environment() -> dict[str, Any]:
         "LEASE_SECONDS": _float("LEASE_SECONDS", 600.0, 1.0),
         # Groups of held comments per page of the moderator UI (and API default).
         "MODERATE_PER_PAGE": _int("MODERATE_PER_PAGE", 100, 1, 1000),
+        # The public API's answer to a comment carries its spam score, model version and
+        # the model's reason only when this is on: to a sender they are an oracle for
+        # rewording spam until it passes (moderators always see them).
+        "PUBLIC_SCORES": _flag("PUBLIC_SCORES"),
         # --- Abuse defenses (guards run before scoring; see moderation/guards.py) ---
         # Minimum seconds between rendering the form and posting it; faster is a bot.
         "MIN_FILL_SECONDS": _float("MIN_FILL_SECONDS", 3.0),

@@ -30,6 +30,15 @@ _ERROR = {
     },
 }
 
+#: Present only when the service runs with ``PUBLIC_SCORES=1``.
+_SCORE_FIELDS = {
+    "score": {"type": "number", "minimum": 0, "maximum": 1,
+              "description": "spam probability (only with PUBLIC_SCORES=1)"},
+    "model_version": {"type": "string", "description": "only with PUBLIC_SCORES=1"},
+    "reason": {"type": "string", "description": "the model's or guards' reason "
+               "(only with PUBLIC_SCORES=1)"},
+}
+
 
 def _error(description: str) -> dict[str, Any]:
     return {
@@ -214,13 +223,12 @@ def document() -> dict[str, Any]:
                 },
                 "Submitted": {
                     "type": "object",
-                    "required": ["id", "status", "score", "model_version"],
+                    "required": ["id", "status", "message"],
                     "properties": {
                         "id": {"type": "string"},
                         "status": {"type": "string", "enum": ["published", "held"]},
-                        "score": {"type": "number", "minimum": 0, "maximum": 1},
-                        "model_version": {"type": "string"},
                         "message": {"type": "string"},
+                        **_SCORE_FIELDS,
                     },
                 },
                 "Rejected": {
@@ -229,9 +237,8 @@ def document() -> dict[str, Any]:
                     "properties": {
                         "id": {"type": "string"},
                         "status": {"type": "string", "enum": ["rejected"]},
-                        "score": {"type": "number", "minimum": 0, "maximum": 1},
-                        "model_version": {"type": "string"},
                         "error": _ERROR["properties"]["error"],
+                        **_SCORE_FIELDS,
                     },
                 },
                 "CommentStatus": {

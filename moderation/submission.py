@@ -67,6 +67,27 @@ CAPTCHA_REQUIRED = ApiError(
     "captcha_answer",
 )
 
+#: What a reader is told of a stored comment (the form's page, the API's ``message``).
+OUTCOME_MESSAGES = {
+    comments.PUBLISHED: "Thank you! Your comment has been published.",
+    comments.HELD: (
+        "Thank you! Your comment has been received and is awaiting moderation. "
+        "It will appear once a moderator approves it."
+    ),
+    comments.REJECTED: "Your comment was not published: it looks like spam to our filter.",
+}
+
+#: What a reader is told when a guard (not the model) rejected the comment.
+GUARD_REJECT_MESSAGES = {
+    "honeypot_filled": (
+        "Your comment was not published: the field that people should leave empty was filled in."
+    ),
+    "too_fast": "Your comment was not published: the form was sent too soon after it was shown.",
+    "form_stamp_invalid": "Your comment was not published: the form had expired or was altered.",
+    "repeat_same_client": "Your comment was not published: you already posted the same text.",
+    "banned_word": "Your comment was not published: it contains a word that is not allowed here.",
+}
+
 _VERDICT_OF_OUTCOME = {PASS: "publish", HOLD: "hold", REJECT: "reject"}
 _OUTCOME_OF_VERDICT = {value: key for key, value in _VERDICT_OF_OUTCOME.items()}
 
@@ -97,6 +118,14 @@ class Outcome:
     comment: Comment
     guard: GuardResult
     new_pass: str | None = None
+
+    @property
+    def reader_message(self) -> str:
+        """What the sender is told: never the score, the threshold or the word matched,
+        which would tell a spammer how to reword until it passes."""
+        if self.comment.status == comments.REJECTED:
+            return GUARD_REJECT_MESSAGES.get(self.code, OUTCOME_MESSAGES[comments.REJECTED])
+        return OUTCOME_MESSAGES[self.comment.status]
 
     @property
     def code(self) -> str:

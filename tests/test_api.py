@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from moderation import comments, keys
@@ -41,7 +43,8 @@ def test_ham_is_created_and_listed(client, article_slug):
     response = post(client, article_slug, HAM, author="Ana")
     assert response.status_code == 201
     body = response.get_json()
-    assert body["status"] == "published" and body["model_version"]
+    assert body["status"] == "published"
+    assert body["message"] == "Thank you! Your comment has been published."
     listing = client.get(f"/api/v1/articles/{article_slug}/comments").get_json()
     assert listing["total"] == 1
     assert listing["comments"][0]["body"] == HAM
@@ -78,6 +81,33 @@ def test_rejected_comment_is_422_with_reason_and_kept(make_app, article_slug, re
     assert body["error"]["code"] == "rejected_as_spam" and body["error"]["message"]
     assert redis_client.zscore(keys.REJECTED, body["id"]) is not None
     assert comments.get(redis_client, body["id"]).reason
+
+
+def test_answer_tells_the_sender_no_score_threshold_or_matched_word(
+    make_app, article_slug, redis_client
+):
+    """The score, threshold and matched word would tell a spammer how far to reword."""
+    client = make_app(PUBLISH_BELOW=0.0, REJECT_AT=0.0).test_client()
+    rejected = post(client, article_slug, HAM).get_json()
+    assert set(rejected) == {"id", "status", "error"}
+    assert rejected["error"]["message"] == (
+        "Your comment was not published: it looks like spam to our filter."
+    )
+    assert "threshold" in comments.get(redis_client, rejected["id"]).reason  # moderators'
+
+    # "cialis" is on the shipped banned list; the guard's own reason names it.
+    banned = post(client, article_slug, "Where can I buy Cialis cheaply?").get_json()
+    assert banned["error"]["code"] == "banned_word"
+    assert "cialis" in comments.get(redis_client, banned["id"]).reason.lower()
+    assert "cialis" not in json.dumps(banned).lower()
+
+
+def test_public_scores_setting_adds_score_version_and_reason(make_app, article_slug):
+    client = make_app(PUBLIC_SCORES=True, PUBLISH_BELOW=0.0, REJECT_AT=1.0).test_client()
+    body = post(client, article_slug, HAM).get_json()
+    assert body["status"] == "held" and 0.0 <= body["score"] <= 1.0
+    assert body["model_version"] and "threshold" in body["reason"]
+    assert body["message"].startswith("Thank you! Your comment has been received")
 
 
 def test_wrong_captcha_is_400_and_stores_nothing(client, article_slug, redis_client):

@@ -96,16 +96,15 @@ def post_comment(slug: str):
     _require_article(slug)
     outcome = submit_comment(slug, require_json("the comment"))
     comment = outcome.comment
-    body = {
-        "id": comment.id,
-        "status": comment.status,
-        "score": round(comment.score, 4),
-        "model_version": comment.model_version,
-    }
+    body = {"id": comment.id, "status": comment.status}
+    if current_app.config["PUBLIC_SCORES"]:
+        body.update(score=round(comment.score, 4), model_version=comment.model_version,
+                    reason=comment.reason)
     if comment.status == comments.REJECTED:
-        body["error"] = {"code": outcome.code, "message": comment.reason, "field": "body"}
-    elif comment.status == comments.HELD:
-        body["message"] = "Your comment is awaiting moderation."
+        body["error"] = {"code": outcome.code, "message": outcome.reader_message,
+                         "field": "body"}
+    else:
+        body["message"] = outcome.reader_message
     return set_pass_cookie(jsonify(body), outcome.new_pass), STATUS_CODES[comment.status]
 
 

@@ -45,27 +45,7 @@ from .common import (
 
 bp = Blueprint("articles", __name__)
 
-OUTCOME_MESSAGES = {
-    comments.PUBLISHED: "Thank you! Your comment has been published.",
-    comments.HELD: (
-        "Thank you! Your comment has been received and is awaiting moderation. "
-        "It will appear once a moderator approves it."
-    ),
-    comments.REJECTED: "Your comment was not published: it looks like spam to our filter.",
-}
-
 KEPT_TEXT = "Your text is still in the box below if you would like to change it."
-
-#: What a reader is told when a guard (not the model) rejected the comment.
-GUARD_REJECT_MESSAGES = {
-    "honeypot_filled": (
-        "Your comment was not published: the field that people should leave empty was filled in."
-    ),
-    "too_fast": "Your comment was not published: the form was sent too soon after it was shown.",
-    "form_stamp_invalid": "Your comment was not published: the form had expired or was altered.",
-    "repeat_same_client": "Your comment was not published: you already posted the same text.",
-    "banned_word": "Your comment was not published: it contains a word that is not allowed here.",
-}
 
 
 def _article_or_404(slug: str) -> Article:
@@ -236,12 +216,11 @@ def post_comment(slug: str):
     except ApiError as error:
         return rerender_after_error(error)
     comment = outcome.comment
-    message = OUTCOME_MESSAGES[comment.status]
+    message = outcome.reader_message
     if comment.status == comments.REJECTED:
         # The form again with the text in it (422, as the API answers): a reader whose
         # comment the filter got wrong can reword it instead of typing it again. It
         # is stored as rejected all the same.
-        message = GUARD_REJECT_MESSAGES.get(outcome.code, message)
         kept = {"author": form.get("author", ""), "body": form.get("body", "")}
         response = render_article(article, form=kept, errors={"form": f"{message} {KEPT_TEXT}"},
                                   status=422, ask_captcha=True)
