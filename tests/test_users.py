@@ -73,8 +73,9 @@ def test_tokens_are_stored_only_as_hashes(store, redis_client):
     token = store.new_token("alice")
     assert len(token) >= 40
     assert token not in str({k: redis_client.type(k) for k in redis_client.keys("*")})
-    assert redis_client.get(keys.token(token_hash(token))) == "alice"
-    assert all(token not in (redis_client.get(k) or "") for k in redis_client.keys(keys.token("*")))
+    assert redis_client.hget(keys.token(token_hash(token)), "name") == "alice"
+    assert all(token not in str(redis_client.hgetall(k)) for k in redis_client.keys("*")
+               if redis_client.type(k) == "hash")
     assert store.by_token(token).name == "alice"
     assert store.by_token(token + "x") is None
     assert store.by_token("") is None
@@ -93,7 +94,7 @@ def test_cli_create_token_list(app, redis_client):
     assert "Created operator 'olga'" in result.output
     result = runner.invoke(args=["users", "token", "olga"])
     assert result.exit_code == 0
-    token = result.output.strip()
+    token = result.stdout.strip()  # the token alone, for TOKEN=$(...); the rest on stderr
     assert UserStore(redis_client).by_token(token).role == "operator"
     assert "olga\toperator" in runner.invoke(args=["users", "list"]).output
 
