@@ -56,7 +56,7 @@ ROLES: dict[str, frozenset[str]] = {
     OPERATOR: frozenset({MODERATOR, OPERATOR}),
 }
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,39}\Z")  # \Z: "$" lets a final newline in
 MIN_PASSWORD = 8
 #: The login form reads at most this much of a password (a bound on the hashing work
 #: a stranger can ask for), so no account may have a longer one.
@@ -66,7 +66,7 @@ DAY = 24 * 3600
 TOKEN_ID_CHARS = 8
 #: Longest lifetime a token may be given (``--expires-days``, ``API_TOKEN_DAYS``).
 MAX_TOKEN_DAYS = 3650
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,39}$")
+LABEL_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,39}\Z")
 #: An expired token's record stays this long, so its owner hears "expired" (not
 #: "unknown") and ``users tokens`` still shows it; then Redis drops it (EX).
 EXPIRED_TOKEN_KEPT = 30 * DAY

@@ -159,7 +159,8 @@ def test_revoking_a_token_refuses_an_unknown_or_ambiguous_name(store, redis_clie
 @pytest.mark.parametrize(
     ("label", "days", "message"),
     [("has space", 0, "A token label is"), ("x" * 41, 0, "A token label is"),
-     ("-dash", 0, "A token label is"), ("ok", -1, "0 \\(no expiry\\) to 3650 days"),
+     ("-dash", 0, "A token label is"), ("ci-bot\n", 0, "A token label is"),
+     ("ok", -1, "0 \\(no expiry\\) to 3650 days"),
      ("ok", 3651, "0 \\(no expiry\\) to 3650 days")],
 )
 def test_bad_labels_and_lifetimes_are_refused(store, redis_client, label, days, message):

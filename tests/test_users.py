@@ -45,6 +45,9 @@ def test_create_and_authenticate(store, redis_client):
         # The login form reads 1,000 characters: a longer password could never log in.
         ("bob", "x" * 1001, "moderator", "8 to 1000 characters"),
         ("bob", PASSWORD, "admin", "Unknown role"),
+        # "$" also matches before a final newline: `users create $'bob\n'` made an
+        # account whose name nobody could type into the login form.
+        ("bob\n", PASSWORD, "moderator", "A name is"),
     ],
 )
 def test_bad_accounts_are_refused(store, redis_client, name, password, role, message):
