@@ -1,34 +1,58 @@
 """Who is asking: the session user (UI) or the bearer-token user (JSON API).
 
 ``login_required(role)`` protects UI views: no session sends the browser to the
-login page, a wrong role answers 403. ``token_required(role)`` protects API
-views: no or an unknown token answers 401 JSON, a wrong role 403. The API never
-looks at the session cookie, which is why it can be exempt from CSRF.
+login page, a wrong role answers 403. A session left unused for
+``SESSION_IDLE_MINUTES`` ends; the login page then says so, and after logging in
+the browser goes back to where it was. ``token_required(role)`` protects API
+views: no, an unknown or an expired token answers 401 JSON, a wrong role 403. The
+API never looks at the session cookie, which is why it can be exempt from CSRF.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, flash, g, redirect, request, session, url_for
 
 from .errors import ApiError
-from .users import MODERATOR, User, get_users
+from .users import MODERATOR, SessionIdle, TokenExpired, User, get_users
 
 #: The session cookie's key for the login's session id (``UserStore.start_session``).
 #: It used to hold the account name itself, which no logout could take back.
 SESSION_KEY = "moderator_session"
 
 
+#: Flash category of the notice that a session ended after inactivity.
+IDLE_FLASH = "idle"
+
+
 def current_user() -> User | None:
     """The logged-in account of this request, looked up once (it may have been
-    deleted, or the session ended by logout or ``users end-sessions``)."""
+    deleted, the session ended by logout or ``users end-sessions``, or left idle)."""
     if "user" not in g:
+        g.user = None
         session_id = session.get(SESSION_KEY)
-        g.user = get_users().by_session(session_id) if isinstance(session_id, str) else None
+        if isinstance(session_id, str):
+            try:
+                g.user = get_users().by_session(session_id)
+            except SessionIdle:
+                session.pop(SESSION_KEY)
+                flash(_idle_message(), IDLE_FLASH)
     return g.user
+
+
+def _idle_message() -> str:
+    minutes = current_app.config["SESSION_IDLE_MINUTES"]
+    count, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+    span = f"{count} {unit}{'' if count == 1 else 's'}"
+    message = f"You were logged out after {span} without activity. Log in to continue."
+    if request.method != "GET":
+        message += " What you last sent was not carried out."
+    return message
 
 
 def login(user: User) -> None:
@@ -61,8 +85,7 @@ def login_required(role: str = MODERATOR) -> Callable:
         def wrapped(*args: Any, **kwargs: Any):
             user = current_user()
             if user is None:
-                target = request.full_path if request.method == "GET" else request.path
-                return redirect(url_for("auth.login", next=target.rstrip("?")))
+                return redirect(url_for("auth.login", next=_return_to()))
             if not user.can(role):
                 raise _forbidden(user, role)
             return view(*args, **kwargs)
@@ -72,7 +95,22 @@ def login_required(role: str = MODERATOR) -> Callable:
     return decorator
 
 
+def _return_to() -> str | None:
+    """Where the login page sends the browser back to: the page asked for, or for a
+    form posted (the session ended meanwhile) the page it was posted from, if ours.
+
+    A POST-only path is no place to go back to: a GET there is a 405.
+    """
+    if request.method == "GET":
+        return safe_next(request.full_path.rstrip("?"))
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host:
+        return None
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
+
+
 def token_user() -> User | None:
+    """The account of the request's bearer token; raises ``TokenExpired``."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -86,7 +124,16 @@ def token_required(role: str = MODERATOR) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
-            user = token_user()
+            try:
+                user = token_user()
+            except TokenExpired as exc:
+                expired = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(exc.token.expires))
+                raise ApiError(
+                    401,
+                    "token_expired",
+                    f"This API token (id {exc.token.id}) expired on {expired}; ask an "
+                    "operator for a new one (`flask users token NAME`).",
+                ) from None
             if user is None:
                 raise ApiError(
                     401,

@@ -14,6 +14,7 @@ from typing import Any
 
 from .guards import HOLD, REJECT
 from .policies import ALWAYS, POLICIES
+from .users import MAX_TOKEN_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,6 +183,15 @@ def from_environment() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
+        # Minutes a moderator's browser session may go unused before it ends (0 = no
+        # limit; the absolute lifetime, 31 days, applies either way). An hour: a
+        # moderator who walks away from a shared computer is not logged in all day,
+        # and one who works the queue, reading and deciding, never notices it.
+        "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 60, 0, 31 * 24 * 60),
+        # Days a new API token lives unless `users token --expires-days` says otherwise
+        # (0 = never). 90: a token that leaks (a CI log, a laptop) stops working within
+        # a quarter, and renewing one a quarter is little work for its owner.
+        "API_TOKEN_DAYS": _int("API_TOKEN_DAYS", 90, 0, MAX_TOKEN_DAYS),
         # How many reverse proxies in front of us may set X-Forwarded-For (0 = none).
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MODEL_RELOAD_SECONDS": _float("MODEL_RELOAD_SECONDS", 1.0, 0.1),

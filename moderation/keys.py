@@ -29,12 +29,24 @@ mod:decisions                           stream  the decision log, one entry per 
 mod:user:{name}                         hash    a moderator account: name, role,            permanent
                                                 password_hash (werkzeug scrypt), created
 mod:users                               set     every account name                          permanent
-mod:token:{sha256 of token}             string  account name owning a bearer API token     permanent
-                                                (only the hash of the token is stored)
-mod:user:{name}:tokens                  set     sha256 hashes of the account's tokens       permanent
-mod:session:{sha256 of session id}      string  account name of a logged-in browser; the    the session's
-                                                signed session cookie holds the id; gone    lifetime (EX);
-                                                on logout, so a copied cookie is dead too   deleted on logout
+mod:token:{sha256 of token}             hash    a bearer API token (only its hash is in     permanent; with an
+                                                the key): name (the owner), label ("" =     expiry, EX until
+                                                none), created, expires ("0" = never),      30 days after it
+                                                last_used (written at most once a minute);  (so its use says
+                                                times are epoch seconds. Written as a       "expired"); deleted
+                                                string (the name alone) before labels:      by revoke-token(s)
+                                                turned into a hash on first use
+mod:user:{name}:tokens                  set     sha256 hashes of the account's tokens;      permanent
+                                                hashes of expired records Redis dropped
+                                                go at the next mint or listing
+mod:session:{sha256 of session id}      hash    a logged-in browser: name, created, seen    the absolute
+                                                (last activity, written at most once a      session lifetime
+                                                minute); the signed session cookie holds    (EX); deleted on
+                                                the id; gone on logout, so a copied cookie  logout or when
+                                                is dead too. Unused for longer than         found idle
+                                                SESSION_IDLE_MINUTES it ends. A string
+                                                (the name) before idle limits: turned into
+                                                a hash on first use, same EX
 mod:user:{name}:sessions                set     sha256 hashes of the account's live         EX renewed to the
                                                 sessions (``users end-sessions`` ends them  session lifetime
                                                 all); logout takes its hash off, each       at each login

@@ -6,10 +6,22 @@ stored, so a copy of the database does not let anyone in. A browser's login is
 kept the same way: the signed session cookie carries a random session id, Redis
 only its SHA-256, and logout deletes it, so a copy of the cookie dies with it.
 
+A token's record (a hash, see ``keys.py``) also keeps its label, when it was made,
+when it expires and when it was last used; a session's, when it was last used, so
+one left idle for ``session_idle`` seconds ends. Both are looked up by the hash of
+the secret (Redis finds the key; no secret is ever compared in Python, so timing
+says nothing about it), in one Lua script that also stamps the use, at most once a
+minute, so a busy API client costs no extra write per request. Records written
+before they were hashes (the bare account name) are turned into hashes on first
+use: such a token is unlabelled and never expires.
+
 CLI (registered by :func:`init_app`)::
 
     flask --app moderation users create NAME --role moderator [--password PW]
-    flask --app moderation users token NAME
+    flask --app moderation users token NAME [--label LABEL] [--expires-days N]
+    flask --app moderation users tokens NAME
+    flask --app moderation users revoke-token NAME ID_OR_LABEL
+    flask --app moderation users revoke-tokens NAME
     flask --app moderation users end-sessions NAME
     flask --app moderation users set-password NAME
     flask --app moderation users delete NAME [--yes]
@@ -19,6 +31,7 @@ CLI (registered by :func:`init_app`)::
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -43,11 +56,24 @@ ROLES: dict[str, frozenset[str]] = {
     OPERATOR: frozenset({MODERATOR, OPERATOR}),
 }
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,39}\Z")  # \Z: "$" lets a final newline in
 MIN_PASSWORD = 8
 #: The login form reads at most this much of a password (a bound on the hashing work
 #: a stranger can ask for), so no account may have a longer one.
 MAX_PASSWORD = 1000
+
+DAY = 24 * 3600
+TOKEN_ID_CHARS = 8
+#: Longest lifetime a token may be given (``--expires-days``, ``API_TOKEN_DAYS``).
+MAX_TOKEN_DAYS = 3650
+LABEL_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,39}\Z")
+#: An expired token's record stays this long, so its owner hears "expired" (not
+#: "unknown") and ``users tokens`` still shows it; then Redis drops it (EX).
+EXPIRED_TOKEN_KEPT = 30 * DAY
+#: A token's last use and a session's last activity are written at most this often:
+#: a client sending ten requests a second costs one write a minute, not ten a second.
+#: So an idle session may end up to this much before its idle limit is reached.
+STAMP_EVERY_SECONDS = 60
 
 
 @cache
@@ -80,6 +106,15 @@ def _digest(secret: str | None) -> str | None:
     return token_hash(secret) if secret and len(secret) <= 200 else None
 
 
+def token_id(token: str) -> str:
+    """The short id a token is listed and revoked by: the start of its SHA-256.
+
+    Not the secret, and not enough of the stored hash to find its key by; whoever
+    holds a leaked token can work it out (``sha256sum``) to revoke just that one.
+    """
+    return token_hash(token)[:TOKEN_ID_CHARS]
+
+
 def check_password(password: str | None) -> None:
     if not MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD:
         raise AccountError(
@@ -87,11 +122,123 @@ def check_password(password: str | None) -> None:
         )
 
 
-class UserStore:
-    """Accounts on one Redis connection (``decode_responses=True``)."""
+def check_label(label: str) -> None:
+    if label and not LABEL_RE.match(label):
+        raise AccountError(
+            "A token label is 1-40 characters: letters, digits, '_', '.', ':', '@', '-'."
+        )
 
-    def __init__(self, connection: redis.Redis) -> None:
+
+_USE = """
+-- Read a token or session record and stamp its use (UserStore._use).
+-- KEYS[1]: the record. ARGV: now (epoch seconds), the field that stamps use,
+-- seconds between stamps (negative: never stamp, only read), idle limit in seconds
+-- (0: none). Returns {status, field, value, field, value, ...} with status
+-- 'live', 'expired' (past its 'expires'), 'idle' (its stamp older than the limit)
+-- or 'none' (no such record). Neither an expired nor an idle record is stamped.
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local field = ARGV[2]
+local every = tonumber(ARGV[3])
+local idle = tonumber(ARGV[4])
+local kind = redis.call('TYPE', key)['ok']
+if kind == 'string' then
+  -- Written before records were hashes: the account name alone. Same key, same
+  -- expiry, now a hash, so the rest of the code knows one format.
+  local name = redis.call('GET', key)
+  local pttl = redis.call('PTTL', key)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'name', name)
+  if pttl > 0 then redis.call('PEXPIRE', key, pttl) end
+elseif kind ~= 'hash' then
+  return {'none'}
+end
+local record = redis.call('HGETALL', key)
+local values = {}
+for i = 1, #record, 2 do values[record[i]] = record[i + 1] end
+local stamp = tonumber(values[field] or '')
+local expires = tonumber(values['expires'] or '') or 0
+local status = 'live'
+if expires > 0 and now >= expires then
+  status = 'expired'
+elseif idle > 0 and stamp and now - stamp > idle then
+  status = 'idle'
+elseif every >= 0 and (not stamp or now - stamp >= every) then
+  redis.call('HSET', key, field, ARGV[1])
+end
+local reply = {status}
+for i = 1, #record do reply[#reply + 1] = record[i] end
+return reply
+"""
+
+
+def _time(value: str | None) -> float | None:
+    """An epoch time stored in a record; None when absent, unknown or 0 ("never")."""
+    try:
+        number = float(value or 0)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+@dataclass(frozen=True)
+class Token:
+    """What is kept of one API token: never the token, only its hash and the rest."""
+
+    digest: str  # the SHA-256 of the token, its record's key
+    label: str  # "" when none was given (and for tokens minted before labels)
+    created: float | None  # None: minted before tokens kept their creation time
+    expires: float | None  # None: never
+    last_used: float | None  # None: not used yet
+
+    @property
+    def id(self) -> str:
+        return self.digest[:TOKEN_ID_CHARS]
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+    @classmethod
+    def from_record(cls, digest: str, record: dict[str, str]) -> Token:
+        return cls(
+            digest=digest,
+            label=record.get("label", ""),
+            created=_time(record.get("created")),
+            expires=_time(record.get("expires")),
+            last_used=_time(record.get("last_used")),
+        )
+
+
+class TokenExpired(Exception):
+    """A token that was valid once and has passed its expiry (the API answers 401)."""
+
+    def __init__(self, token: Token) -> None:
+        super().__init__(f"token {token.id} expired")
+        self.token = token
+
+
+class SessionIdle(Exception):
+    """A browser session unused for longer than the idle limit; it has been ended."""
+
+
+class UserStore:
+    """Accounts on one Redis connection (``decode_responses=True``).
+
+    ``session_idle``: seconds a browser session may go unused before it ends (0: no
+    limit). ``clock``: the time in epoch seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        session_idle: float = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.connection = connection
+        self.session_idle = session_idle
+        self.clock = clock
+        self._use_script = connection.register_script(_USE)
 
     def check_new(self, name: str, role: str = MODERATOR) -> None:
         """Raise AccountError unless an account ``name`` with ``role`` could be created now.
@@ -162,17 +309,6 @@ class UserStore:
         self.connection.hset(keys.user(name), "password_hash", generate_password_hash(password))
         self.end_sessions(name)  # whoever knew the old password is logged out
 
-    def new_token(self, name: str) -> str:
-        """A fresh bearer token for the account; shown once, only its hash is kept."""
-        self.require(name)
-        token = secrets.token_urlsafe(32)
-        digest = token_hash(token)
-        with self.connection.pipeline(transaction=True) as pipe:
-            pipe.set(keys.token(digest), name)
-            pipe.sadd(keys.user_tokens(name), digest)
-            pipe.execute()
-        return token
-
     def delete(self, name: str) -> tuple[int, int]:
         """Remove the account; returns (tokens revoked, sessions ended).
 
@@ -187,11 +323,17 @@ class UserStore:
             pipe.execute()
         return self.revoke_tokens(name), self.end_sessions(name)
 
-    def _owner(self, key: Callable[[str], str], secret: str) -> User | None:
-        """The account a token or session id belongs to (only its hash is stored)."""
-        digest = _digest(secret)
-        name = self.connection.get(key(digest)) if digest else None
-        return self.get(name) if name else None
+    # --- records of tokens and sessions -------------------------------------------
+
+    def _use(
+        self, key: str, field: str, idle: float = 0, *, stamp: bool = True
+    ) -> tuple[str, dict[str, str]]:
+        """A token's or session's record and its status (see ``_USE``), stamping
+        ``field`` with the time if it is live and its stamp is a minute old."""
+        every = STAMP_EVERY_SECONDS if stamp else -1
+        reply = self._use_script(keys=[key], args=[repr(self.clock()), field, every, idle])
+        fields = reply[1:]
+        return reply[0], dict(zip(fields[::2], fields[1::2], strict=True))
 
     def _forget_all(self, listed_in: str, key: Callable[[str], str]) -> list[int]:
         """Delete every hashed secret listed in the set ``listed_in``, and the set;
@@ -203,59 +345,146 @@ class UserStore:
             pipe.delete(listed_in)
             return pipe.execute()[: len(digests)]
 
-    def revoke_tokens(self, name: str) -> int:
-        return len(self._forget_all(keys.user_tokens(name), keys.token))
+    def _forget_lapsed(self, index: str, key: Callable[[str], str]) -> None:
+        """Take the hashes of records that ran out (EX) off an account's index.
 
-    def by_token(self, token: str) -> User | None:
-        return self._owner(keys.token, token)
-
-    def start_session(self, name: str, ttl: int) -> str:
-        """A new browser session id for the account, valid ``ttl`` seconds.
-
-        Only its hash is kept, like a token's."""
-        session_id = secrets.token_urlsafe(32)
-        digest = token_hash(session_id)
-        with self.connection.pipeline(transaction=True) as pipe:
-            pipe.set(keys.session(digest), name, ex=ttl)
-            pipe.sadd(keys.user_sessions(name), digest)
-            # Every member is at most ttl old, so the set may go ttl after the last login.
-            pipe.expire(keys.user_sessions(name), ttl)
-            pipe.execute()
-        self._forget_lapsed_sessions(name)
-        return session_id
-
-    def _forget_lapsed_sessions(self, name: str) -> None:
-        """Take the hashes of sessions that ran out off the account's index.
-
-        The index's EX only comes a lifetime after the *last* login, so a moderator who
-        logs in more often than that would otherwise add one hash per login forever.
-        A session's key is written before its hash joins the index, so a login racing
-        this one is never taken off.
+        Without this, a moderator who logs in daily would add one session hash a
+        day to the index, forever. A record is written before its hash joins the
+        index, so one being created at the same time is never taken off.
         """
-        index = keys.user_sessions(name)
         digests = list(self.connection.smembers(index))
         with self.connection.pipeline(transaction=False) as pipe:
             for digest in digests:
-                pipe.exists(keys.session(digest))
+                pipe.exists(key(digest))
             alive = pipe.execute()
         lapsed = [digest for digest, live in zip(digests, alive, strict=True) if not live]
         if lapsed:
             self.connection.srem(index, *lapsed)
 
+    # --- bearer API tokens --------------------------------------------------------
+
+    def new_token(self, name: str, label: str = "", days: int = 0) -> str:
+        """A fresh bearer token for the account, valid ``days`` days (0: no expiry);
+        shown once, only its hash is kept."""
+        self.require(name)
+        check_label(label)
+        if not 0 <= days <= MAX_TOKEN_DAYS:
+            raise AccountError(f"A token lives 0 (no expiry) to {MAX_TOKEN_DAYS} days.")
+        token = secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        now = self.clock()
+        record = {"name": name, "label": label, "created": repr(now),
+                  "expires": repr(now + days * DAY) if days else "0"}
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.token(digest), mapping=record)
+            if days:
+                pipe.expire(keys.token(digest), days * DAY + EXPIRED_TOKEN_KEPT)
+            pipe.sadd(keys.user_tokens(name), digest)
+            pipe.execute()
+        self._forget_lapsed(keys.user_tokens(name), keys.token)
+        return token
+
+    def by_token(self, token: str) -> User | None:
+        """The account a bearer token belongs to; None for an unknown or revoked one.
+
+        Raises :class:`TokenExpired` for one past its expiry. Stamps its last use.
+        """
+        digest = _digest(token)
+        if digest is None:
+            return None
+        status, record = self._use(keys.token(digest), "last_used")
+        user = self.get(record["name"]) if record.get("name") else None
+        if user is None:
+            return None
+        if status == "expired":
+            raise TokenExpired(Token.from_record(digest, record))
+        return user
+
+    def tokens(self, name: str) -> list[Token]:
+        """The account's tokens, oldest first (expired ones until Redis drops them)."""
+        self.require(name)
+        index = keys.user_tokens(name)
+        self._forget_lapsed(index, keys.token)
+        found = []
+        for digest in self.connection.smembers(index):
+            status, record = self._use(keys.token(digest), "last_used", stamp=False)
+            if status != "none":
+                found.append(Token.from_record(digest, record))
+        return sorted(found, key=lambda token: (token.created or 0, token.digest))
+
+    def revoke_token(self, name: str, id_or_label: str) -> Token:
+        """Revoke one token of the account, named by its id or its label."""
+        tokens = self.tokens(name)
+        matches = [token for token in tokens if token.id == id_or_label] or [
+            token for token in tokens if id_or_label and token.label == id_or_label
+        ]
+        if not matches:
+            raise AccountError(
+                f"'{name}' has no token with the id or label '{id_or_label}' "
+                f"(`users tokens {name}` lists them)."
+            )
+        if len(matches) > 1:
+            ids = ", ".join(token.id for token in matches)
+            raise AccountError(
+                f"{len(matches)} tokens of '{name}' are labelled '{id_or_label}': "
+                f"revoke one by its id ({ids})."
+            )
+        token = matches[0]
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.token(token.digest))
+            pipe.srem(keys.user_tokens(name), token.digest)
+            pipe.execute()
+        return token
+
+    def revoke_tokens(self, name: str) -> int:
+        return len(self._forget_all(keys.user_tokens(name), keys.token))
+
+    # --- browser sessions ---------------------------------------------------------
+
+    def start_session(self, name: str, ttl: int) -> str:
+        """A new browser session id for the account, valid ``ttl`` seconds at most
+        (less if left idle for ``session_idle``).
+
+        Only its hash is kept, like a token's."""
+        session_id = secrets.token_urlsafe(32)
+        digest = token_hash(session_id)
+        now = repr(self.clock())
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.session(digest), mapping={"name": name, "created": now, "seen": now})
+            pipe.expire(keys.session(digest), ttl)
+            pipe.sadd(keys.user_sessions(name), digest)
+            # Every member is at most ttl old, so the set may go ttl after the last login.
+            pipe.expire(keys.user_sessions(name), ttl)
+            pipe.execute()
+        self._forget_lapsed(keys.user_sessions(name), keys.session)
+        return session_id
+
     def by_session(self, session_id: str) -> User | None:
-        return self._owner(keys.session, session_id)
+        """The account logged in with this session id; None if there is none.
+
+        Raises :class:`SessionIdle`, after ending it, for a session unused for longer
+        than ``session_idle``. Otherwise the use slides its idle deadline.
+        """
+        digest = _digest(session_id)
+        if digest is None:
+            return None
+        status, record = self._use(keys.session(digest), "seen", self.session_idle)
+        if status == "idle":
+            self.end_session(session_id)
+            raise SessionIdle(record.get("name", ""))
+        return self.get(record["name"]) if record.get("name") else None
 
     def end_session(self, session_id: str) -> None:
         """Log one browser out: its session and its hash in the account's index go."""
         digest = _digest(session_id)
         if digest is None:
             return
-        with self.connection.pipeline(transaction=True) as pipe:  # GETDEL needs Redis 6.2
-            pipe.get(keys.session(digest))
+        _, record = self._use(keys.session(digest), "seen", stamp=False)
+        with self.connection.pipeline(transaction=True) as pipe:
             pipe.delete(keys.session(digest))
-            name, _ = pipe.execute()
-        if name:
-            self.connection.srem(keys.user_sessions(name), digest)
+            if record.get("name"):
+                pipe.srem(keys.user_sessions(record["name"]), digest)
+            pipe.execute()
 
     def end_sessions(self, name: str) -> int:
         """Log the account out of every browser; returns how many sessions were live."""
@@ -297,16 +526,70 @@ def create_command(name: str, role: str, password: str | None) -> None:
     click.echo(f"Created {user.role} '{user.name}'.")
 
 
+def _when(moment: float | None, none: str) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(moment)) if moment else none
+
+
 @users_cli.command("token")
 @click.argument("name")
+@click.option("--label", default="", help="What the token is for, e.g. ci-bot (letters, "
+              "digits, '_.:@-'); `revoke-token` takes it in place of the id.")
+@click.option("--expires-days", type=click.IntRange(0, MAX_TOKEN_DAYS), default=None,
+              help="Days until it expires, 0 = never. Default: API_TOKEN_DAYS (90).")
 @cli_redis_errors
-def token_command(name: str) -> None:
-    """Print a new bearer API token for NAME (shown only this once)."""
+def token_command(name: str, label: str, expires_days: int | None) -> None:
+    """Print a new bearer API token for NAME (shown only this once).
+
+    Only the token goes to standard output, so TOKEN=$(...) captures it; its id
+    and expiry go to standard error.
+    """
+    days = current_app.config["API_TOKEN_DAYS"] if expires_days is None else expires_days
+    store = get_users()
     try:
-        token = get_users().new_token(name)
+        token = store.new_token(name, label, days)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
+    expires = _when(store.clock() + days * DAY, "") if days else "never"
     click.echo(token)
+    click.echo(f"Token {token_id(token)}{f' ({label})' if label else ''} for '{name}', "
+               f"expires: {expires}. It is shown only this once.", err=True)
+
+
+@users_cli.command("tokens")
+@click.argument("name")
+@cli_redis_errors
+def tokens_command(name: str) -> None:
+    """List the API tokens of NAME: id, label, created, last used, expires."""
+    store = get_users()
+    try:
+        tokens = store.tokens(name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not tokens:
+        click.echo(f"'{name}' has no API tokens.")
+        return
+    now = store.clock()
+    click.echo("id\tlabel\tcreated\tlast used\texpires")
+    for token in tokens:
+        expires = _when(token.expires, "never")
+        if token.expired(now):
+            expires += " (expired)"
+        click.echo("\t".join((token.id, token.label or "-", _when(token.created, "unknown"),
+                              _when(token.last_used, "never"), expires)))
+
+
+@users_cli.command("revoke-token")
+@click.argument("name")
+@click.argument("id_or_label")
+@cli_redis_errors
+def revoke_one_command(name: str, id_or_label: str) -> None:
+    """Revoke one API token of NAME, by the id or label `users tokens NAME` shows."""
+    try:
+        token = get_users().revoke_token(name, id_or_label)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    label = f" ({token.label})" if token.label else ""
+    click.echo(f"Revoked token {token.id}{label} of '{name}'.")
 
 
 @users_cli.command("revoke-tokens")
@@ -368,5 +651,7 @@ def list_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Keep the account store in ``app.extensions`` and register the ``users`` CLI group."""
-    app.extensions["users"] = UserStore(app.extensions["redis"])
+    app.extensions["users"] = UserStore(
+        app.extensions["redis"], session_idle=app.config["SESSION_IDLE_MINUTES"] * 60
+    )
     app.cli.add_command(users_cli)

@@ -9,6 +9,7 @@ and ``page`` fixtures (tests/conftest.py, browser section).
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from modhelpers import PASSWORD, held
@@ -170,3 +171,27 @@ def test_two_moderators_claim_and_a_claim_can_be_released_from_the_page(
     assert ReviewQueue(redis_client).holders([good.id])[good.id][0] == "noa"
     for page in pages.values():
         page.context.close()
+
+
+def test_a_moderator_away_too_long_is_told_and_returns_to_the_queue(
+    live_server, page, seeded, redis_client
+):
+    good = seeded[0]
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/moderate/?sort=age")
+    assert page.locator("li.group").count() == 3
+    # The moderator walks away: the session's last activity is two hours ago now.
+    for key in redis_client.keys(keys.session("*")):
+        redis_client.hset(key, "seen", repr(time.time() - 2 * 3600))
+    with page.expect_navigation():
+        page.keyboard.press("a")  # back at the desk, approves without looking
+    assert "/login?next=" in page.url
+    notice = page.inner_text("#login-notice")
+    assert "You were logged out after 1 hour without activity." in notice
+    assert "What you last sent was not carried out." in notice
+    assert redis_client.hget(keys.comment(good.id), "status") == "held"
+    page.fill("#name", "mia")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/moderate/?sort=age")
+    assert page.locator("li.group").count() == 3 and page.locator("#login-notice").count() == 0

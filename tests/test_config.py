@@ -37,6 +37,10 @@ def private_var_dir(tmp_path, monkeypatch):
         ("LOG_LEVEL", "verbose", "expected one of DEBUG"),
         # Read as "off" before: a secure cookie the operator asked for was not secure.
         ("SESSION_COOKIE_SECURE", "on", "expected 1 or 0"),
+        ("SESSION_IDLE_MINUTES", "-5", "expected a whole number from 0 to 44640"),
+        ("SESSION_IDLE_MINUTES", "1.5", "expected a whole number from 0 to 44640"),
+        ("API_TOKEN_DAYS", "4000", "expected a whole number from 0 to 3650"),
+        ("API_TOKEN_DAYS", "never", "expected a whole number from 0 to 3650"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch, name, value, message):

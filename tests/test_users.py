@@ -45,6 +45,9 @@ def test_create_and_authenticate(store, redis_client):
         # The login form reads 1,000 characters: a longer password could never log in.
         ("bob", "x" * 1001, "moderator", "8 to 1000 characters"),
         ("bob", PASSWORD, "admin", "Unknown role"),
+        # "$" also matches before a final newline: `users create $'bob\n'` made an
+        # account whose name nobody could type into the login form.
+        ("bob\n", PASSWORD, "moderator", "A name is"),
     ],
 )
 def test_bad_accounts_are_refused(store, redis_client, name, password, role, message):
@@ -73,8 +76,9 @@ def test_tokens_are_stored_only_as_hashes(store, redis_client):
     token = store.new_token("alice")
     assert len(token) >= 40
     assert token not in str({k: redis_client.type(k) for k in redis_client.keys("*")})
-    assert redis_client.get(keys.token(token_hash(token))) == "alice"
-    assert all(token not in (redis_client.get(k) or "") for k in redis_client.keys(keys.token("*")))
+    assert redis_client.hget(keys.token(token_hash(token)), "name") == "alice"
+    assert all(token not in str(redis_client.hgetall(k)) for k in redis_client.keys("*")
+               if redis_client.type(k) == "hash")
     assert store.by_token(token).name == "alice"
     assert store.by_token(token + "x") is None
     assert store.by_token("") is None
@@ -93,7 +97,7 @@ def test_cli_create_token_list(app, redis_client):
     assert "Created operator 'olga'" in result.output
     result = runner.invoke(args=["users", "token", "olga"])
     assert result.exit_code == 0
-    token = result.output.strip()
+    token = result.stdout.strip()  # the token alone, for TOKEN=$(...); the rest on stderr
     assert UserStore(redis_client).by_token(token).role == "operator"
     assert "olga\toperator" in runner.invoke(args=["users", "list"]).output
 
