@@ -11,7 +11,7 @@ package must not import. No Flask here: the view shapes the answer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,23 +183,35 @@ def current_of(models_dir: str | Path, client: redis.Redis | None) -> tuple[str 
     return (versions[-1], "newest") if versions else (None, "newest")
 
 
+def rollback_target(models_dir: str | Path, client: redis.Redis | None) -> str | None:
+    """The version ``python -m training rollback`` would make current (None: nothing)."""
+    if client is None:
+        return None
+    current, _ = current_of(models_dir, client)
+    return model_registry.rollback_target(model_registry.rollback_history(client), current)
+
+
+def metadata_of(models_dir: str | Path, version: str) -> tuple[dict[str, Any], str]:
+    """(metadata, "") or ({}, why it cannot be read): one bad file must not hide the rest."""
+    try:
+        metadata = model_registry.read_metadata(models_dir, version)
+    except (ArtifactError, ModelNotFound) as exc:
+        return {}, str(exc)
+    if not isinstance(metadata, dict):
+        return {}, f"{version}/{model_registry.METADATA}: not a JSON object"
+    return metadata, ""
+
+
 def catalog(models_dir: str | Path, reports_dir: str | Path,
             client: redis.Redis | None) -> Catalog:
     """Everything the models table shows. Redis errors propagate (the app answers 503)."""
     names = model_registry.list_versions(models_dir)
     summaries = []
     for version in reversed(names):  # ids start with a UTC time: newest first
-        report = has_report(reports_dir, version)
-        try:
-            metadata = model_registry.read_metadata(models_dir, version)
-        except (ArtifactError, ModelNotFound) as exc:
-            summaries.append(VersionSummary(version, has_report=report, problem=str(exc)))
-            continue
-        summaries.append(summarize(metadata, version, report))
+        metadata, problem = metadata_of(models_dir, version)
+        summary = summarize(metadata, version, has_report(reports_dir, version))
+        summaries.append(replace(summary, problem=problem) if problem else summary)
     current, source = current_of(models_dir, client)
-    previous = None
-    if client is not None:
-        previous = model_registry.rollback_target(model_registry.rollback_history(client),
-                                                  current)
+    previous = rollback_target(models_dir, client)
     return Catalog(tuple(summaries), current, source, previous,
                    previous_missing=previous is not None and previous not in names)

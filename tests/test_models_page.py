@@ -7,8 +7,12 @@ evaluation report.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from modhelpers import PASSWORD, log_in, reuse_password_hashes
@@ -229,15 +233,62 @@ def test_a_plot_linked_outside_the_folder_is_not_served(olga, site, tmp_path):
         link.unlink()
 
 
-def test_unreadable_metadata_is_named_not_a_500(make_app, site, accounts, tmp_path):
+@pytest.mark.parametrize(("content", "named"), [
+    ("{not json", "unreadable metadata"), ("[1, 2]", "not a JSON object"),
+])
+def test_unreadable_metadata_is_named_not_a_500(make_app, site, accounts, tmp_path, content,
+                                                named):
     models = tmp_path / "models"
     shutil.copytree(site["models"] / site["first"], models / site["first"])
-    (models / site["first"] / model_registry.METADATA).write_text("{not json", encoding="utf-8")
+    (models / site["first"] / model_registry.METADATA).write_text(content, encoding="utf-8")
     shutil.copytree(site["models"] / site["second"], models / site["second"])
     (models / model_registry.CURRENT_FILE).write_text(site["second"])
     client = make_app(MODELS_DIR=str(models), REPORTS_DIR=str(site["reports"])).test_client()
     log_in(client, "olga")
     html = text(client.get("/moderate/models"))
-    assert "unreadable metadata" in row(html, site["first"])
+    assert named in row(html, site["first"])
     response = client.get(f"/moderate/models/{site['first']}")
-    assert response.status_code == 200 and "unreadable metadata" in text(response)
+    assert response.status_code == 200 and named in text(response)
+
+
+WORKER = (
+    "import os, sys; from moderation import metrics\n"
+    "metrics.model_switched(None, sys.argv[1])\n"
+    "if len(sys.argv) > 2: metrics.model_switched(sys.argv[1], sys.argv[2])\n"
+    "print(os.getpid())"
+)
+
+
+def worker_serving(metrics_dir: Path, *versions: str) -> str:
+    """Run a process that records the versions it switched through as a gunicorn worker
+    does (prometheus_client picks its file-backed values at import, so it must be a
+    process of its own); its pid."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    return subprocess.run([sys.executable, "-c", WORKER, *versions], env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_under_gunicorn_every_live_workers_version_is_read_from_the_metrics_dir(
+    tmp_path, monkeypatch
+):
+    """The page lists the live workers' versions, not one gunicorn has marked dead."""
+    from prometheus_client import multiprocess
+
+    from moderation import metrics
+
+    old = worker_serving(tmp_path, "v-old")
+    new = worker_serving(tmp_path, "v-old", "v-new")
+    gone = worker_serving(tmp_path, "v-gone")
+    multiprocess.mark_process_dead(int(gone), str(tmp_path))  # gunicorn's child_exit
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    assert metrics.served_versions() == {old: "v-old", new: "v-new"}
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
+    assert metrics.served_versions() is None
+
+
+def test_the_page_lists_every_workers_version_under_gunicorn(olga, site, tmp_path,
+                                                             monkeypatch):
+    pid = worker_serving(tmp_path, site["second"])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    html = text(olga.get("/moderate/models"))
+    assert f"all workers: pid {pid} <strong>{site['second']}</strong>" in html

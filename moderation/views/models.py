@@ -15,7 +15,6 @@ from flask import Blueprint, current_app, render_template, send_from_directory, 
 from .. import metrics, model_catalog, model_registry, report_html
 from ..auth import current_user, login_required
 from ..errors import ApiError
-from ..model_registry import ArtifactError, ModelNotFound
 from ..redis_store import get_redis
 from ..scoring import get_scorer
 from ..users import OPERATOR
@@ -61,18 +60,14 @@ def version(version: str):
     models_dir, reports_dir = _dirs()
     if version not in model_registry.list_versions(models_dir):
         raise _not_found(version)
-    try:
-        metadata = model_registry.read_metadata(models_dir, version)
-        problem = ""
-    except (ArtifactError, ModelNotFound) as exc:
-        metadata, problem = {}, str(exc)
+    metadata, problem = model_catalog.metadata_of(models_dir, version)
     plots = model_catalog.plot_files(reports_dir, version)
     markdown = model_catalog.read_report(reports_dir, version)
 
     def plot_url(src: str) -> str | None:
         return url_for("models.plot", version=version, name=src) if src in plots else None
 
-    found = model_catalog.catalog(models_dir, reports_dir, get_redis())
+    current, _ = model_catalog.current_of(models_dir, get_redis())
     html = render_template(
         "moderate/model.html",
         version=version,
@@ -84,8 +79,8 @@ def version(version: str):
         else report_html.render(markdown, plot_url, heading_levels_down=2),
         report_path=str(model_catalog.report_dir(reports_dir, version)),
         recorded_report=model_catalog.recorded_report(metadata),
-        current=found.current,
-        previous=found.previous,
+        current=current,
+        previous=model_catalog.rollback_target(models_dir, get_redis()),
         overrides=_overrides(),
         user=current_user(),
     )
