@@ -17,6 +17,10 @@ from .policies import ALWAYS, POLICIES
 from .users import MAX_TOKEN_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where ``python -m training`` writes evaluation reports (one folder per model
+#: version) unless REPORTS_DIR says otherwise; the training CLI reads this default
+#: too, so the models page looks where the reports were written.
+DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 
 
 def _var_dir() -> Path:
@@ -139,6 +143,9 @@ def from_environment() -> dict[str, Any]:
         "IP_HASH_KEY": os.environ.get("IP_HASH_KEY") or _persistent_secret("ip_hash_key"),
         # Where trained models live (one folder per version).
         "MODELS_DIR": os.environ.get("MODELS_DIR", str(PROJECT_ROOT / "models")),
+        # Evaluation reports (report.md and its plots, one folder per version), shown
+        # to operators on /moderate/models; written by `python -m training`.
+        "REPORTS_DIR": _raw("REPORTS_DIR") or str(DEFAULT_REPORTS_DIR),
         # Optional overrides of the thresholds stored with the model.
         "PUBLISH_BELOW": _optional_float("PUBLISH_BELOW", 0.0, 1.0),
         "REJECT_AT": _optional_float("REJECT_AT", 0.0, 1.0),

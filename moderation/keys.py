@@ -155,7 +155,9 @@ def user_sessions(name: str) -> str:
 #                             worker at most every MODEL_RELOAD_SECONDS (hot reload);
 #                             set by `python -m training promote|rollback`; permanent
 # mod:model:history   list    versions that were current before, newest first (LPUSH on
-#                             promote, LPOP on rollback); capped at 50; permanent
+#                             promote, LPOP on rollback); capped at 50; permanent; the
+#                             operators' models page reads both to show current and
+#                             rollback target (model_catalog.py)
 # ---------------------------------------------------------------------------
 MODEL_CURRENT = f"{PREFIX}model:current"
 MODEL_HISTORY = f"{PREFIX}model:history"

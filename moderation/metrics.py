@@ -82,6 +82,24 @@ def model_switched(old: str | None, new: str) -> None:
     MODEL_INFO.labels(version=new).set(1)
 
 
+def served_versions() -> dict[str, str] | None:
+    """Under gunicorn, the version each live worker serves (pid -> version), read from
+    ``moderation_model_info`` in ``PROMETHEUS_MULTIPROC_DIR`` (a few small files);
+    None in a single process (tests, ``flask run``), where the scorer itself says."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return None
+    every_worker = CollectorRegistry()
+    MultiProcessCollector(every_worker)
+    served: dict[str, str] = {}
+    for family in every_worker.collect():
+        if family.name != "moderation_model_info":
+            continue
+        for sample in family.samples:
+            if sample.value == 1 and "pid" in sample.labels:
+                served[sample.labels["pid"]] = sample.labels.get("version", "")
+    return served
+
+
 class _QueueSize:
     """Reads the review queue's size from Redis when scraped."""
 

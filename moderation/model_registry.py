@@ -112,6 +112,19 @@ def current_version(models_dir: str | Path, client: redis.Redis | None = None) -
     return version
 
 
+def rollback_target(history: list[str], current: str | None) -> str | None:
+    """The version ``rollback`` returns to: the newest entry of ``keys.MODEL_HISTORY``
+    that is not the current one (a promote of the current version again leaves it at
+    the head), or None when there is none. One rule for the CLI and the models page."""
+    return next((version for version in history if version != current), None)
+
+
+def rollback_history(client: redis.Redis) -> list[str]:
+    """``keys.MODEL_HISTORY``: the versions current before, newest first, as text."""
+    return [v.decode() if isinstance(v, bytes) else v
+            for v in client.lrange(keys.MODEL_HISTORY, 0, -1)]
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -90,6 +90,43 @@ def models_dir(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def reported_models(models_dir, tmp_path_factory) -> dict:
+    """A models folder with the session's model (a quick one, no report) and a copy of
+    it saved as a later version with a real evaluation report: the TubeSpam and SMS
+    protocols run for real (about 15 s) and ``training.evaluate.write_report`` writes
+    report.md and its plots, as ``python -m training evaluate`` does. Keys: models,
+    reports, first, second (version ids), summary (the protocols' results)."""
+    from datetime import UTC, datetime, timedelta
+
+    from moderation import model_registry
+    from moderation.scoring import load_scorer
+    from training import datasets, evaluate, registry
+
+    root = tmp_path_factory.mktemp("models-page")
+    models, reports = root / "models", root / "reports"
+    shutil.copytree(models_dir, models)
+    first = model_registry.list_versions(models)[-1]
+    created = datetime.now(UTC) + timedelta(minutes=1)
+    second = registry.new_version_id(created)
+    shutil.copytree(models / first, models / second)
+    registry.update_metadata(models, second, {"version": second,
+                                              "created": created.isoformat(timespec="seconds")})
+    meta = model_registry.read_metadata(models, second)
+    corpus = datasets.load_shipped()
+    # The CV plots of a real report use out-of-fold scores; the version's own scores of
+    # the shipped texts stand in for them (no second training run in the test session).
+    proba = load_scorer(models, second).score_batch(corpus.texts)
+    results = evaluate.run_protocols(protocols=("tubespam", "sms"))
+    summary = evaluate.summarize(results)
+    out = evaluate.write_report(reports, second, summary, meta["cv"]["metrics"],
+                                meta["thresholds"], corpus.y, proba, results)
+    registry.update_metadata(models, second, {"evaluation": {
+        "key": evaluate.key_score(summary), "protocols": summary, "report": str(out)}})
+    return {"models": models, "reports": reports, "first": first, "second": second,
+            "summary": summary}
+
+
 @pytest.fixture
 def make_app(redis_url, redis_client, models_dir):
     """Build an app on the test Redis; keyword overrides go into its config."""

@@ -109,3 +109,23 @@ def test_a_flask_command_says_it_in_one_line_too(tmp_path):
         "Error: configuration error: LOG_LEVEL='CHATTY': expected one of DEBUG, INFO, "
         "WARNING, ERROR, CRITICAL"
     )
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_reports_dir_defaults_to_where_the_training_cli_writes(monkeypatch, value):
+    from training.cli import default_reports_dir
+
+    if value is None:
+        monkeypatch.delenv("REPORTS_DIR", raising=False)
+    else:
+        monkeypatch.setenv("REPORTS_DIR", value)
+    assert from_environment()["REPORTS_DIR"] == str(PROJECT_ROOT / "reports")
+    assert default_reports_dir() == PROJECT_ROOT / "reports"
+
+
+def test_reports_dir_is_read_from_the_environment(monkeypatch, tmp_path):
+    from training.cli import default_reports_dir
+
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "elsewhere"))
+    assert from_environment()["REPORTS_DIR"] == str(tmp_path / "elsewhere")
+    assert default_reports_dir() == tmp_path / "elsewhere"

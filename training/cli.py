@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from moderation.config import PROJECT_ROOT
+from moderation.config import DEFAULT_REPORTS_DIR, PROJECT_ROOT
 from moderation.model_registry import ArtifactError, ModelNotFound
 
 from .datasets import DataError
@@ -32,7 +32,9 @@ def default_models_dir() -> Path:
 
 
 def default_reports_dir() -> Path:
-    return Path(os.environ.get("REPORTS_DIR") or PROJECT_ROOT / "reports")
+    # The service's default and blank-means-unset rule (moderation/config.py), so its
+    # models page looks where the reports were written.
+    return Path((os.environ.get("REPORTS_DIR") or "").strip() or DEFAULT_REPORTS_DIR)
 
 
 def _say(message: str) -> None:

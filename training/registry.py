@@ -212,8 +212,8 @@ def rollback(models_dir: str | Path, client: redis.Redis) -> tuple[str, str]:
     current = model_registry.current_from_redis(client) or model_registry.current_from_file(
         models_dir
     )
-    history = client.lrange(keys.MODEL_HISTORY, 0, -1)
-    target = next((v for v in history if v != current), None)
+    history = model_registry.rollback_history(client)
+    target = model_registry.rollback_target(history, current)
     if target is None:
         raise ModelNotFound("no previous model version to roll back to")
     require_version(models_dir, target)
