@@ -44,8 +44,21 @@ class ApiError(Exception):
 JSON_PATH_PREFIXES = ("/api/", "/captcha/", "/healthz", "/readyz", "/metrics")
 
 
+def _asks_first_for(mime: str) -> bool:
+    """Whether the Accept header names ``mime`` itself at the highest quality it gives.
+
+    Not ``accept_mimetypes.best == mime``: werkzeug ranks an entry with parameters
+    ahead of others of the same quality, so the header of Chromium's navigations
+    ("text/html,...,application/signed-exchange;v=b3;q=0.7") has the signed exchange,
+    not text/html, as its "best".
+    """
+    accept = request.accept_mimetypes
+    top = max((quality for _, quality in accept), default=0)
+    return top > 0 and any(value == mime and quality == top for value, quality in accept)
+
+
 def wants_json() -> bool:
-    if request.path.startswith("/captcha/") and request.accept_mimetypes.best == "text/html":
+    if request.path.startswith("/captcha/") and _asks_first_for("text/html"):
         # A reader opened "Listen to the characters" in a tab after the challenge
         # expired: a page that says so, not raw JSON (an <img> or a client asks
         # for other types and still gets JSON).
