@@ -44,8 +44,21 @@ class ApiError(Exception):
 JSON_PATH_PREFIXES = ("/api/", "/captcha/", "/healthz", "/readyz", "/metrics")
 
 
+def _asks_first_for(mime: str) -> bool:
+    """Whether the Accept header names ``mime`` itself at the highest quality it gives.
+
+    Not ``accept_mimetypes.best == mime``: werkzeug ranks an entry with parameters
+    ahead of others of the same quality, so the header of Chromium's navigations
+    ("text/html,...,application/signed-exchange;v=b3;q=0.7") has the signed exchange,
+    not text/html, as its "best".
+    """
+    accept = request.accept_mimetypes
+    top = max((quality for _, quality in accept), default=0)
+    return top > 0 and any(value == mime and quality == top for value, quality in accept)
+
+
 def wants_json() -> bool:
-    if request.path.startswith("/captcha/") and request.accept_mimetypes.best == "text/html":
+    if request.path.startswith("/captcha/") and _asks_first_for("text/html"):
         # A reader opened "Listen to the characters" in a tab after the challenge
         # expired: a page that says so, not raw JSON (an <img> or a client asks
         # for other types and still gets JSON).
@@ -55,10 +68,42 @@ def wants_json() -> bool:
     )
 
 
+#: The error page's heading: what happened, in words (the status code is shown under
+#: it). By error code where the status alone would mislead, else by status.
+CODE_HEADINGS = {
+    "unknown_challenge": "This CAPTCHA has expired",
+    "storage_unavailable": "Comments are unavailable for a moment",
+    "csrf_failed": "The form has expired",
+}
+STATUS_HEADINGS = {
+    400: "The request could not be understood",
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    408: "The request took too long",
+    409: "Nothing was changed",
+    413: "Too much was sent",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Service unavailable",
+}
+
+
+def page_heading(error: ApiError) -> str:
+    """The words heading of an error page for ``error``."""
+    if error.code in CODE_HEADINGS:
+        return CODE_HEADINGS[error.code]
+    if error.status in STATUS_HEADINGS:
+        return STATUS_HEADINGS[error.status]
+    return "Something went wrong" if error.status >= 500 else "The request was refused"
+
+
 def error_response(error: ApiError):
     if wants_json():
         return jsonify(error.to_dict()), error.status
-    return render_template("error.html", error=error), error.status
+    html = render_template("error.html", error=error, heading=page_heading(error))
+    return html, error.status
 
 
 STORE_DOWN_RETRY_SECONDS = 10

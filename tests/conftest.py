@@ -132,24 +132,29 @@ def make_app(redis_url, redis_client, models_dir):
     """Build an app on the test Redis; keyword overrides go into its config."""
 
     def factory(challenge_text=lambda length: CAPTCHA_TEXT, **overrides):
-        config = {
-            "TESTING": True,
-            "REDIS_URL": redis_url,
-            "MODELS_DIR": str(models_dir),
-            "SECRET_KEY": "test-secret",
-            "IP_HASH_KEY": "test-ip-key",
-            # Abuse guards that scripted tests would trip over; the tests of those
-            # guards (tests/test_guards.py) set their own values.
-            "MIN_FILL_SECONDS": 0,
-            "RATE_LIMIT_PER_IP": "1000 per minute",
-            "RATE_LIMIT_PER_ARTICLE": "1000 per minute",
-            "RATE_LIMIT_CHALLENGES": "1000 per minute",
-            "RATE_LIMIT_LOGIN_FAILURES": "1000 per minute",
-        }
-        config.update(overrides)
-        return create_app(config, challenge_text=challenge_text)
+        return create_app(app_config(redis_url, models_dir, **overrides),
+                          challenge_text=challenge_text)
 
     return factory
+
+
+def app_config(redis_url: str, models_dir: Path, **overrides) -> dict:
+    """The settings of a test app on ``redis_url``; keyword overrides win."""
+    return {
+        "TESTING": True,
+        "REDIS_URL": redis_url,
+        "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": "test-secret",
+        "IP_HASH_KEY": "test-ip-key",
+        # Abuse guards that scripted tests would trip over; the tests of those
+        # guards (tests/test_guards.py) set their own values.
+        "MIN_FILL_SECONDS": 0,
+        "RATE_LIMIT_PER_IP": "1000 per minute",
+        "RATE_LIMIT_PER_ARTICLE": "1000 per minute",
+        "RATE_LIMIT_CHALLENGES": "1000 per minute",
+        "RATE_LIMIT_LOGIN_FAILURES": "1000 per minute",
+        **overrides,
+    }
 
 
 @pytest.fixture
@@ -258,8 +263,9 @@ def live_server(make_live_server) -> LiveServer:
     return make_live_server()
 
 
-@pytest.fixture
-def browser():
+def launch_chromium():
+    """Yield a Playwright ``Browser`` on Debian's Chromium (a generator for fixtures of
+    any scope); skips when it is missing, fails instead under REQUIRE_BROWSER=1."""
     if not CHROMIUM_PATH.exists():
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(
@@ -274,6 +280,11 @@ def browser():
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def browser():
+    yield from launch_chromium()
 
 
 @pytest.fixture

@@ -15,15 +15,25 @@
   var selectedCount = document.getElementById("selected-count");
   var current = -1;
 
-  function move(index) {
+  // The current row is the one the keys act on. j/k also move focus to it, so a
+  // screen reader reads it and Tab goes on to its own buttons; focus moving into a
+  // row (Tab, a click) makes it the current one, so "a" never acts on another row.
+  function move(index, focus) {
     if (!rows.length) { return; }
     index = Math.max(0, Math.min(rows.length - 1, index));
-    if (current >= 0 && rows[current]) { rows[current].classList.remove("current"); }
+    if (current >= 0 && rows[current]) {
+      rows[current].classList.remove("current");
+      rows[current].removeAttribute("aria-current");
+    }
     current = index;
     var row = rows[current];
     row.classList.add("current");
-    row.scrollIntoView({ block: "nearest" });
+    row.setAttribute("aria-current", "true");
     cursorInput.value = String(current);
+    if (focus) {
+      row.focus({ preventScroll: true });
+    }
+    row.scrollIntoView({ block: "nearest" });
   }
 
   function updateSelected() {
@@ -45,8 +55,22 @@
     }
   }
 
+  // The key list is a modal dialog: focus goes into it when it opens (or a screen
+  // reader would stay on the page behind it) and back where it was when it closes.
+  var focusBeforeHelp = null;
+  var closeHelp = help.querySelector(".help-close");
+
   function toggleHelp(show) {
-    help.hidden = (show === undefined) ? !help.hidden : !show;
+    var open = (show === undefined) ? help.hidden : show;
+    if (open === !help.hidden) { return; }
+    help.hidden = !open;
+    if (open) {
+      focusBeforeHelp = document.activeElement;
+      closeHelp.focus();
+    } else if (focusBeforeHelp && document.contains(focusBeforeHelp)) {
+      focusBeforeHelp.focus();
+      focusBeforeHelp = null;
+    }
   }
 
   function typing(target) {
@@ -62,8 +86,8 @@
     if (key === "?") { toggleHelp(); event.preventDefault(); return; }
     if (!help.hidden) { return; }
     switch (key) {
-      case "j": move(current + 1); break;
-      case "k": move(current - 1); break;
+      case "j": move(current + 1, true); break;
+      case "k": move(current - 1, true); break;
       case "a": press("approve"); break;
       case "r": press("reject"); break;
       case "s": press("spam"); break;
@@ -82,11 +106,17 @@
 
   form.addEventListener("change", updateSelected);
   rows.forEach(function (row, index) {
-    row.addEventListener("click", function () { move(index); });
+    row.addEventListener("click", function () { move(index, false); });
+    row.addEventListener("focusin", function () { move(index, false); });
+  });
+  closeHelp.addEventListener("click", function () { toggleHelp(false); });
+  help.addEventListener("keydown", function (event) {
+    // Tab stays in the dialog (its one control) while it is open.
+    if (event.key === "Tab") { event.preventDefault(); }
   });
 
   // After a decision the server sends us back to #pos-N: the next comment is now at N.
   var match = /^#pos-(\d+)$/.exec(window.location.hash);
-  move(match ? parseInt(match[1], 10) : 0);
+  move(match ? parseInt(match[1], 10) : 0, false);
   updateSelected();
 })();
