@@ -608,6 +608,7 @@ def moderation_document() -> dict[str, Any]:
         "in": "path",
         "required": True,
         "schema": {"type": "string", "minLength": 1},
+        "description": "a comment id (read up to 64 characters)",
     }
 
     def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
