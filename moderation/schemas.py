@@ -116,6 +116,17 @@ def parse_submission(data: Any, *, max_body: int, max_name: int) -> CommentSubmi
 #: The highest page number any listing takes (the API, the article page, the queue).
 MAX_PAGE = 10_000
 
+# Limits of the moderators' requests (views/moderate.py, views/moderate_api.py), here
+# so that the moderation API's OpenAPI document states the same numbers.
+#: Items per page of the review queue.
+MAX_QUEUE_PER_PAGE = 1000
+#: Comment ids in one claim, release or decision request.
+MAX_IDS = 2000
+#: Items one ``{"count": N}`` claim may take.
+MAX_CLAIM_COUNT = 100
+#: Decisions one ``GET /api/v1/moderation/decisions`` lists.
+MAX_DECISIONS_COUNT = 500
+
 
 class ListQuery(BaseModel):
     """Query string of ``GET /api/v1/articles/<slug>/comments``."""

@@ -63,9 +63,9 @@ def form_token():
 
 @bp.get("/openapi.json")
 def openapi_document():
-    from ..openapi import document
+    from ..openapi import public_document
 
-    return jsonify(document())
+    return jsonify(public_document())
 
 
 @bp.get("/articles/<slug>/comments")

@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 from .. import queue as review
 from ..articles import all_articles, get_article
 from ..auth import current_user, login_required, safe_next
-from ..schemas import MAX_PAGE
+from ..schemas import MAX_PAGE, MAX_QUEUE_PER_PAGE
 from ..serving_model import DENSE
 from ..text import normalize
 from ..users import OPERATOR
@@ -129,7 +129,8 @@ def parse_filters(args, *, grouped: bool = True, lenient_page: bool = False) -> 
     if bounds["min_score"] > bounds["max_score"]:
         raise BadFilter("The minimum score is above the maximum.", "min_score")
     per_page = whole_number(
-        args, "per_page", current_app.config["MODERATE_PER_PAGE"], 1, 1000, "Items per page"
+        args, "per_page", current_app.config["MODERATE_PER_PAGE"], 1, MAX_QUEUE_PER_PAGE,
+        "Items per page",
     )
     if lenient_page:
         page = page_number(args.get("page"))

@@ -11,6 +11,7 @@ POST /api/v1/moderation/items/<id>/decision       {"action", "reason"?}
 POST /api/v1/moderation/decisions                 {"ids": [...], "action", "reason"?}
 GET  /api/v1/moderation/decisions                 recent decisions: count (1-500), before
 POST /api/v1/moderation/items/<id>/undo           operators only
+GET  /api/v1/moderation/openapi.json              the OpenAPI document of this API (no token)
 
 Errors: 401 no/unknown token, 403 wrong role, 404 unknown item, 409 already decided
 or claimed by someone else (``error.details`` names who), 400 bad action, reason
@@ -31,13 +32,12 @@ from .. import queue as review
 from ..auth import token_required
 from ..comments import Comment
 from ..errors import ApiError
+from ..schemas import MAX_CLAIM_COUNT, MAX_DECISIONS_COUNT, MAX_IDS
 from ..users import OPERATOR
 from .json_body import require_json
 from .moderate import BadFilter, get_queue, parse_filters, whole_number
 
 bp = Blueprint("moderate_api", __name__, url_prefix="/api/v1/moderation")
-
-MAX_IDS = 2000
 
 T = TypeVar("T")
 
@@ -125,6 +125,15 @@ def _query(parse: Callable[[], T]) -> T:
         raise ApiError(400, "invalid_field", exc.message, exc.field) from None
 
 
+@bp.get("/openapi.json")
+def openapi_document():
+    """The contract, served without a token: it says only what the README says, and a
+    client (or its code generator) reads it before it has a token."""
+    from ..openapi import moderation_document
+
+    return jsonify(moderation_document())
+
+
 @bp.get("/queue")
 @token_required()
 def list_queue():
@@ -181,9 +190,11 @@ def claim():
         raise ApiError(400, "invalid_body", "Send either ids or count, not both.", "count")
     if "count" in data:
         count = data["count"]
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100:
+        whole = isinstance(count, int) and not isinstance(count, bool)
+        if not whole or not 1 <= count <= MAX_CLAIM_COUNT:
             raise ApiError(
-                400, "invalid_field", "count must be a whole number from 1 to 100.", "count"
+                400, "invalid_field", f"count must be a whole number from 1 to {MAX_CLAIM_COUNT}.",
+                "count",
             )
         claimed = _run(lambda: get_queue().claim_next(g.user.name, count))
     else:
@@ -258,7 +269,7 @@ def decide_many():
 @bp.get("/decisions")
 @token_required()
 def recent():
-    count = _query(lambda: whole_number(request.args, "count", 50, 1, 500))
+    count = _query(lambda: whole_number(request.args, "count", 50, 1, MAX_DECISIONS_COUNT))
     before = request.args.get("before") or None
     if before is not None and not review.is_decision_id(before):
         raise ApiError(400, "invalid_field", "before must be a decision entry id.", "before")
