@@ -16,8 +16,10 @@ print('voice library:', build_voice_library('/app/captcha-voices'))" \
  && useradd --create-home --uid 10001 app \
  && mkdir -p /app/var /app/models /app/reports && chown -R app /app
 USER app
-ENV BIND=0.0.0.0:8000 MODELS_DIR=/app/models MODERATION_VAR_DIR=/app/var \
-    CAPTCHA_VOICES_DIR=/app/captcha-voices
+# Every path is set: installed with pip, the package's own folder is site-packages,
+# where the app user may not write.
+ENV BIND=0.0.0.0:8000 MODELS_DIR=/app/models REPORTS_DIR=/app/reports \
+    MODERATION_VAR_DIR=/app/var CAPTCHA_VOICES_DIR=/app/captcha-voices
 EXPOSE 8000
 # Train the first model if the models volume is empty, then serve.
 CMD ["sh", "-c", "python -m training ensure-model && exec gunicorn -c gunicorn.conf.py moderation.wsgi:app"]
