@@ -57,9 +57,12 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def site(redis_url, models_dir) -> Iterator[Site]:
-    # Two comments (or queue rows) a page, so three of them bring a pager.
-    config = app_config(redis_url, models_dir, COMMENTS_PER_PAGE=2, MODERATE_PER_PAGE=2)
+def site(redis_url, models_dir, reported_models) -> Iterator[Site]:
+    # Two comments (or queue rows) a page, so three of them bring a pager; two model
+    # versions, one with an evaluation report, for the operators' Models pages.
+    config = app_config(redis_url, models_dir, COMMENTS_PER_PAGE=2, MODERATE_PER_PAGE=2,
+                        MODELS_DIR=str(reported_models["models"]),
+                        REPORTS_DIR=str(reported_models["reports"]))
     server = LiveServer(create_app(config, challenge_text=lambda length: CAPTCHA_TEXT))
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     down = LiveServer(create_app(app_config(nowhere, models_dir),
@@ -305,6 +308,19 @@ def history_full(page, site):
         queue.decide("mia", [comment_id], "spam")
     log_in(page, site, "operator")
     page.goto(f"{site.url}/moderate/history")
+
+
+@state("models list (operators)")
+def models_list(page, site):
+    log_in(page, site, "operator")
+    page.goto(f"{site.url}/moderate/models")
+
+
+@state("a model's evaluation report with its plots")
+def model_report(page, site):
+    log_in(page, site, "operator")
+    page.goto(f"{site.url}/moderate/models")
+    page.click("table a >> nth=0")  # newest first: the version with the report
 
 
 @state("comment page")
