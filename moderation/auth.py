@@ -131,15 +131,16 @@ def token_required(role: str = MODERATOR) -> Callable:
                 raise ApiError(
                     401,
                     "token_expired",
-                    f"This API token (id {exc.token.id}) expired on {expired}; ask an "
-                    "operator for a new one (`flask users token NAME`).",
+                    f"This API token (id {exc.token.id}) expired on {expired}; ask whoever "
+                    "runs the service for a new one (`flask --app moderation users token "
+                    "NAME`).",
                 ) from None
             if user is None:
                 raise ApiError(
                     401,
                     "unauthorized",
                     "Send a valid API token: 'Authorization: Bearer <token>' "
-                    "(create one with `flask users token NAME`).",
+                    "(create one with `flask --app moderation users token NAME`).",
                 )
             if not user.can(role):
                 raise _forbidden(user, role)

@@ -634,9 +634,10 @@ def moderation_document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Review held comments: list, claim, release, decide, undo. Every request "
-                "needs 'Authorization: Bearer <token>' (`flask users token NAME`); cookies "
-                "are ignored. Errors have the shape {\"error\": {\"code\", \"message\", "
-                "\"field\"}}; a refused request writes nothing, also for the other ids in it. "
+                "needs 'Authorization: Bearer <token>' (`flask --app moderation users "
+                "token NAME`); cookies are ignored. Errors have the shape "
+                "{\"error\": {\"code\", \"message\", \"field\"}}; a refused request "
+                "writes nothing, also for the other ids in it. "
                 "Query parameters are refused, never clamped, when out of range or not "
                 "spelled as documented (ASCII digits, a plain decimal, 1/0/true/false); an "
                 "empty one means its default."
@@ -786,7 +787,7 @@ def moderation_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API token from `flask users token NAME`.",
+                    "description": "An API token from `flask --app moderation users token NAME`.",
                 }
             },
             "schemas": _moderation_schemas(),

@@ -473,3 +473,20 @@ def test_shadow_says_how_many_decisions_the_candidate_was_trained_on(
     assert (f"note: cannot tell whether {older} was trained on these decisions: its metadata "
             "names its data files (") in out and "three-decisions.jsonl" in out
     shutil.rmtree(folder / older)
+
+
+def test_train_adds_a_file_of_one_class_to_the_shipped_data(tmp_path, models_dir):
+    """A day's export may hold approvals only; the shipped data brings the other class."""
+    folder = tmp_path / "models"
+    base = (models_dir / "CURRENT").read_text().strip()
+    folder.mkdir()
+    copy_version(models_dir, base, folder, "20000101-000000-aaaaaa")
+    approvals = tmp_path / "approvals.jsonl"
+    approvals.write_text("".join(json.dumps({"text": text, "label": "ham"}) + "\n" for text in
+                                 ("Thank you for the clear report.", "Good to read this.")))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["--models-dir", str(folder), "train", "--quick", "--no-report",
+                         "--data", str(approvals)])
+    assert code == 0, out.getvalue()
+    assert len([v for v in folder.iterdir() if v.is_dir()]) == 2

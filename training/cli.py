@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_report:
         corpus = datasets.load_shipped()
         for path in args.data or ():
-            corpus.extend(datasets.load_labelled(path))
+            corpus.extend(datasets.load_labelled(path, require_both_classes=False))
         done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
         _print_protocols(done["summary"])
         print(f"  report: {done['report'] / 'report.md'}")

@@ -113,7 +113,9 @@ def train_model(
     corpus = datasets.load_shipped()
     added = Corpus()
     for path in extra:
-        added.extend(datasets.load_labelled(Path(path)))
+        # One class is enough in a file added to the shipped data (an export of a
+        # day's approvals): the corpus as a whole has both.
+        added.extend(datasets.load_labelled(Path(path), require_both_classes=False))
     corpus.extend(added)
     model = fit(corpus, quick=quick, progress=progress)
     seconds = round(time.perf_counter() - started, 2)
