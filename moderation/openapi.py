@@ -304,8 +304,9 @@ _UNAUTHORIZED = _error(
 )
 _NOT_JSON = _error("unsupported_media_type: the body is not declared as JSON")
 _BAD_BODY = _error(
-    "invalid_json, invalid_body, invalid_field, missing_field, unknown_action or "
-    "unknown_reason, with error.field naming what was wrong; nothing was written"
+    "invalid_json, invalid_body, invalid_field, missing_field, unknown_action, "
+    "unknown_reason or unexpected_reason, with error.field naming what was wrong; "
+    "nothing was written"
 )
 _UNKNOWN_ITEM = _error("not_found: no such comment (error.details lists the refusals)")
 _REFUSED = _error(

@@ -86,10 +86,11 @@ class QueueError(Exception):
 class InvalidRequest(QueueError):
     """Unknown action or reason code, or an empty list of items."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, code: str = "invalid_field") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.code = code  # the API's error code
 
 
 @dataclass(frozen=True)
@@ -641,21 +642,23 @@ class ReviewQueue:
         """
         if action not in ACTIONS:
             raise InvalidRequest(
-                f"Unknown action '{action[:20]}': use approve, reject, spam or ham.", "action"
+                f"Unknown action '{action[:20]}': use approve, reject, spam or ham.", "action",
+                "unknown_action",
             )
         reason = (reason or "").strip()
         if action == REJECT and not reason:
-            raise InvalidRequest("Rejecting needs a reason code.", "reason")
+            raise InvalidRequest("Rejecting needs a reason code.", "reason", "missing_field")
         if reason and reason not in REJECT_REASONS:
             raise InvalidRequest(
                 f"Unknown reason '{reason[:30]}': use one of {', '.join(REJECT_REASONS)}.",
-                "reason",
+                "reason", "unknown_reason",
             )
         if reason and ACTIONS[action][1] == "ham":
             # A reason says why a comment was kept out; logged beside a ham label it
             # would read as a policy rejection and drop the decision from training.
             raise InvalidRequest(
-                f"A reason code goes with reject or spam, not with {action}.", "reason"
+                f"A reason code goes with reject or spam, not with {action}.", "reason",
+                "unexpected_reason",
             )
         ids = _unique(comment_ids)
         if not ids:

@@ -88,6 +88,13 @@ GUARD_REJECT_MESSAGES = {
     "banned_word": "Your comment was not published: it contains a word that is not allowed here.",
 }
 
+#: The field of a guard's rejection, where it is not the comment itself.
+_REJECTED_FIELD = {
+    "honeypot_filled": "website",
+    "too_fast": "form_token",
+    "form_stamp_invalid": "form_token",
+}
+
 _VERDICT_OF_OUTCOME = {PASS: "publish", HOLD: "hold", REJECT: "reject"}
 _OUTCOME_OF_VERDICT = {value: key for key, value in _VERDICT_OF_OUTCOME.items()}
 
@@ -126,6 +133,12 @@ class Outcome:
         if self.comment.status == comments.REJECTED:
             return GUARD_REJECT_MESSAGES.get(self.code, OUTCOME_MESSAGES[comments.REJECTED])
         return OUTCOME_MESSAGES[self.comment.status]
+
+    @property
+    def field(self) -> str:
+        """The form field a rejection points at: the honeypot or the form's stamp for
+        those guards, the comment otherwise."""
+        return _REJECTED_FIELD.get(self.code, "body")
 
     @property
     def code(self) -> str:

@@ -50,6 +50,7 @@ def test_audio_of_unknown_challenge_is_404(client):
     response = client.get("/captcha/nope.wav")  # JSON for clients and media elements
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "unknown_challenge"
+    assert "POST /api/v1/challenges" in response.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("browser", [
@@ -65,7 +66,8 @@ def test_an_expired_audio_link_opened_in_a_tab_is_a_page(client, browser):
     for path in ("/captcha/nope.wav", "/captcha/nope.wav?lang=es", "/captcha/nope.png"):
         response = client.get(path, headers={"Accept": browser})
         assert response.status_code == 404 and response.mimetype == "text/html", path
-        assert "Get a new image" in response.get_data(as_text=True)
+        page = response.get_data(as_text=True)
+        assert "Get a new image" in page and "new challenge" not in page  # no API hint
 
 
 def test_audio_in_a_language_it_does_not_speak_is_400_naming_lang(client):

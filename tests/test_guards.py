@@ -120,7 +120,8 @@ def test_filled_honeypot_is_rejected_and_kept_with_reason(make_app, article_slug
     assert redis_client.zscore(keys.REJECTED, comment.id) is not None
     assert "guard honeypot: reject (honeypot_filled)" in caplog.text
     if via == "api":
-        assert response.get_json()["error"]["code"] == "honeypot_filled"
+        error = response.get_json()["error"]
+        assert (error["code"], error["field"]) == ("honeypot_filled", "website")
     else:
         page = response.get_data(as_text=True)
         assert "not published: the field that people should leave empty" in page

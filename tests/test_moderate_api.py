@@ -260,6 +260,7 @@ def test_decide_many_rejects_a_group(client, tokens, redis_client):
         ({"action": "delete"}, "unknown_action", "action"),
         ({"action": "reject"}, "missing_field", "reason"),
         ({"action": "reject", "reason": "i-dont-like-it"}, "unknown_reason", "reason"),
+        ({"action": "approve", "reason": "advertising"}, "unexpected_reason", "reason"),
         ({"action": 3}, "invalid_field", "action"),
         ({}, "missing_field", "action"),
     ],

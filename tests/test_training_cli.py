@@ -312,6 +312,7 @@ def test_promote_errors(capsys, models, env):
     folder, old, new = models
     code, _, err = run(capsys, "--models-dir", folder, "promote", "20990101-000000-ffffff")
     one_line_error(code, err, "unknown model version '20990101-000000-ffffff'")
+    assert f"(newest first: {new}, {old})" in err
     (folder / new / "model.skops").write_bytes(b"corrupt")
     code, _, err = run(capsys, "--models-dir", folder, "promote", new, "--force")
     one_line_error(code, err, "checksum does not match")

@@ -179,8 +179,9 @@ def ensure_current(models_dir: str | Path, version: str) -> bool:
 
 def require_version(models_dir: str | Path, version: str) -> None:
     if version not in model_registry.list_versions(models_dir):
-        known = ", ".join(model_registry.list_versions(models_dir)[-5:]) or "none"
-        raise ModelNotFound(f"unknown model version {version!r} in {models_dir} (latest: {known})")
+        newest = model_registry.list_versions(models_dir)[::-1][:5]
+        raise ModelNotFound(f"unknown model version {version!r} in {models_dir} "
+                            f"(newest first: {', '.join(newest) or 'none'})")
 
 
 def promote(models_dir: str | Path, version: str, client: redis.Redis) -> str | None:

@@ -102,7 +102,7 @@ def post_comment(slug: str):
                     reason=comment.reason)
     if comment.status == comments.REJECTED:
         body["error"] = {"code": outcome.code, "message": outcome.reader_message,
-                         "field": "body"}
+                         "field": outcome.field}
     else:
         body["message"] = outcome.reader_message
     return set_pass_cookie(jsonify(body), outcome.new_pass), STATUS_CODES[comment.status]

@@ -29,7 +29,7 @@ from markupsafe import Markup, escape
 from .. import comments
 from ..articles import Article, all_articles, default_article, get_article
 from ..captcha_audio import LANGUAGES
-from ..errors import ApiError, error_response
+from ..errors import ApiError, error_response, wants_json
 from ..guards import HONEYPOT_FIELD
 from ..policies import ADAPTIVE, PASS_COOKIE, REMEMBER
 from ..redis_store import get_redis
@@ -231,12 +231,10 @@ def post_comment(slug: str):
 
 
 def _gone_challenge() -> ApiError:
-    return ApiError(
-        404, "unknown_challenge",
-        "This CAPTCHA has expired or was already used: press 'Get a new image' on the "
-        "form (API: request a new challenge).",
-        "challenge_id",
-    )
+    remedy = ("request a new challenge (POST /api/v1/challenges)" if wants_json()
+              else "go back to the form and press 'Get a new image'")
+    return ApiError(404, "unknown_challenge",
+                    f"This CAPTCHA has expired or was already used: {remedy}.", "challenge_id")
 
 
 @bp.get("/captcha/<challenge_id>.png")

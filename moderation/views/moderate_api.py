@@ -109,10 +109,7 @@ def _run(call):
     try:
         return call()
     except review.InvalidRequest as exc:
-        code = "unknown_action" if exc.field == "action" else "invalid_field"
-        if exc.field == "reason":
-            code = "unknown_reason" if "Unknown" in exc.message else "missing_field"
-        raise ApiError(400, code, exc.message, exc.field) from None
+        raise ApiError(400, exc.code, exc.message, exc.field) from None
     except review.Refused as exc:
         raise RefusedError(exc) from None
 
