@@ -204,6 +204,8 @@ def submit(
     policy) required; in that case nothing is stored.
     """
     check_captcha, used_pass = _captcha_duty(protections, submission, client)
+    if check_captcha:
+        _require_an_answer(submission)
     draft = Draft(
         article=article,
         author=submission.author,
@@ -270,6 +272,20 @@ def _captcha_duty(
         or (policy == ADAPTIVE and bool(submission.challenge_id))
     )
     return check, used_pass
+
+
+def _require_an_answer(submission: CommentSubmission) -> None:
+    """A missing challenge id or an empty answer is a 400 saying so, and costs no
+    attempt: "did not match the image" would send a reader or a program looking for
+    a typo that is not there."""
+    if not submission.challenge_id.strip():
+        raise ApiError(400, "missing_field",
+                       "challenge_id is required: get a challenge (POST /api/v1/challenges) "
+                       "and send its id with the characters shown in its image.",
+                       "challenge_id")
+    if not submission.captcha_answer.strip():
+        raise ApiError(400, "missing_field",
+                       "Please enter the characters shown in the image.", "captcha_answer")
 
 
 def _captcha_verdict(facts: Preflight) -> bool:

@@ -110,6 +110,15 @@ def test_public_scores_setting_adds_score_version_and_reason(make_app, article_s
     assert body["message"].startswith("Thank you! Your comment has been received")
 
 
+def test_a_comment_without_a_challenge_is_told_to_get_one(client, article_slug, redis_client):
+    response = client.post(f"/api/v1/articles/{article_slug}/comments", json={"body": HAM})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert (error["code"], error["field"]) == ("missing_field", "challenge_id")
+    assert "POST /api/v1/challenges" in error["message"]
+    assert redis_client.zcard(keys.ALL_COMMENTS) == 0
+
+
 def test_wrong_captcha_is_400_and_stores_nothing(client, article_slug, redis_client):
     response = post(client, article_slug, HAM, answer="WRONG1")
     assert response.status_code == 400

@@ -128,6 +128,21 @@ def test_wrong_answers_end_the_challenge_after_the_attempt_limit(reader, redis_c
     assert redis_client.zcard(keys.ALL_COMMENTS) == 0
 
 
+def test_an_empty_answer_asks_for_the_characters_and_costs_no_attempt(reader, redis_client):
+    page = reader.open_article().get_data(as_text=True)
+    fields = reader.form_fields(page)
+    data = {**fields, "body": HAM, "captcha_answer": "  ", "action": "save"}
+    for _ in range(3):  # CAPTCHA_MAX_ATTEMPTS empty sends, and the challenge lives on
+        response = reader.client.post(f"/articles/{reader.slug}/comments", data=data)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400
+        assert "Please enter the characters shown in the image." in html
+        assert "did not match" not in html and f">{HAM}</textarea>" in html
+        assert reader.form_fields(html)["challenge_id"] == fields["challenge_id"]
+    right = {**data, "captcha_answer": "K7PXWM"}
+    assert reader.client.post(f"/articles/{reader.slug}/comments", data=right).status_code == 303
+
+
 def test_reused_challenge_is_refused(reader, redis_client):
     page = reader.open_article().get_data(as_text=True)
     data = {**reader.form_fields(page), "body": HAM, "captcha_answer": "k7pxwm", "action": "save"}
