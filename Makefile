@@ -22,6 +22,8 @@ voices: install  ## the audio CAPTCHA's larger voice library, built once when es
 	@$(BIN)/python -c "import sys; from moderation.captcha_audio import make_voices; sys.exit(make_voices())"
 
 run: model voices  ## serve on http://127.0.0.1:8000, or BIND (embedded Redis unless REDIS_URL is set)
+	@# gunicorn reads WEB_CONCURRENCY when imported, before its start-up check can name it.
+	@case "$$(echo $${WEB_CONCURRENCY-2})" in ""|*[!0-9]*) echo "configuration error: WEB_CONCURRENCY='$$WEB_CONCURRENCY': expected a whole number of at least 1" >&2; exit 2;; esac
 	@echo "Serving on http://$${BIND:-127.0.0.1:8000}/  (Ctrl-C stops the service and its embedded Redis)"
 	$(BIN)/gunicorn -c gunicorn.conf.py moderation.wsgi:app
 

@@ -10,10 +10,35 @@ import json
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
+from gunicorn.util import parse_address
+
+
+def _bind_problem(value: str) -> str | None:
+    """What is wrong with BIND, checked here: gunicorn refuses a bad port before any
+    hook runs without naming the setting, and one out of range in a traceback."""
+    try:
+        address = parse_address(value)
+    except RuntimeError as exc:
+        return str(exc)
+    if isinstance(address, tuple) and not 0 <= address[1] <= 65535:
+        return "expected a port from 0 to 65535"
+    if not address:
+        return "expected a socket path after unix:"
+    return None
+
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+if (_problem := _bind_problem(bind)) is not None:
+    print(f"configuration error: BIND={bind!r}: {_problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+# gunicorn reads WEB_CONCURRENCY itself when imported, before this file: a value that is
+# not a whole number of at least 0 ends there in its traceback (`make run` checks for
+# that first). 0 reaches the start-up check in on_starting, which names it.
+workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 2))
 worker_class = "sync"
 timeout = 30
 accesslog = "-"
@@ -88,11 +113,12 @@ def on_starting(server):
 
 def _check_configuration(server) -> None:
     """Stop at once, in one line, on a setting the app cannot run with: each worker
-    would otherwise fail to boot with a traceback."""
-    from moderation.config import ConfigError, from_environment
+    would otherwise fail to boot with a traceback (see moderation/preflight.py)."""
+    from moderation.config import ConfigError
+    from moderation.preflight import check
 
     try:
-        from_environment()
+        check()
     except ConfigError as exc:
         server.log.error("configuration error: %s", exc)
         raise SystemExit(2) from None

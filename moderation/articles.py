@@ -23,7 +23,13 @@ CONTENT_DIR = Path(__file__).parent / "content"
 
 
 class ArticleError(ValueError):
-    """An article file that cannot be served; the message names the file."""
+    """Article files that cannot be served: the first line says how many, then one
+    line per file names it and what is wrong (all of them, so one restart fixes all)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} article file{'' if len(problems) == 1 else 's'}"
+        super().__init__("\n".join([f"{count} cannot be served (ARTICLES_DIR):", *problems]))
 
 
 @dataclass(frozen=True)
@@ -60,23 +66,32 @@ def parse_article(text: str) -> Article:
 
 
 def load_articles(folders: Iterable[Path]) -> dict[str, Article]:
-    """Every article in ``folders`` by slug, folder by folder, files in name order."""
+    """Every article in ``folders`` by slug, folder by folder, files in name order.
+
+    Raises :class:`ArticleError` naming every file that cannot be served.
+    """
     found: dict[str, Article] = {}
     origin: dict[str, Path] = {}
+    problems: list[str] = []
     for folder in folders:
         if not folder.is_dir():
-            raise ArticleError(f"{folder}: not a folder of articles (ARTICLES_DIR)")
+            problems.append(f"{folder}: not a folder of articles")
+            continue
         for path in sorted(folder.glob("*.txt")):
             try:
                 article = parse_article(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
-                raise ArticleError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+                problems.append(f"{path}: cannot read it as UTF-8 text: {exc}")
+                continue
             if not article.slug:
-                raise ArticleError(f"{path}: no title (the first non-empty line, with letters)")
-            if article.slug in found:  # one URL, two texts: refuse rather than pick one
-                raise ArticleError(f"{path}: its title gives the slug '{article.slug}', "
-                                   f"like {origin[article.slug]}")
-            found[article.slug], origin[article.slug] = article, path
+                problems.append(f"{path}: no title (the first non-empty line, with letters)")
+            elif article.slug in found:  # one URL, two texts: refuse rather than pick one
+                problems.append(f"{path}: its title gives the slug '{article.slug}', "
+                                f"like {origin[article.slug]}")
+            else:
+                found[article.slug], origin[article.slug] = article, path
+    if problems:
+        raise ArticleError(problems)
     return found
 
 

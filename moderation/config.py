@@ -89,7 +89,7 @@ def _optional_float(name: str, low: float, high: float) -> float | None:
 def _flag(name: str) -> bool:
     raw = (_raw(name) or "0").lower()
     if raw not in ("0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"{name}={raw!r}: expected 1 or 0")
+        raise ConfigError(f"{name}={raw!r}: expected 1 or 0 (true/false and yes/no work too)")
     return raw in ("1", "true", "yes")
 
 
@@ -101,6 +101,24 @@ def _choice(name: str, default: str, choices: tuple[str, ...], fold=str) -> str:
     if value not in choices:
         named = ", ".join(choice for choice in choices if choice)
         raise ConfigError(f"{name}={value!r}: expected one of {named}")
+    return value
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(name: str) -> str | None:
+    """A URL redis-py can connect with (it refuses other schemes only when each worker
+    connects). The value is not repeated in the error: it may hold a password."""
+    value = _raw(name)
+    if value is None:
+        return None
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in REDIS_SCHEMES:
+        shown = f"{name}={scheme + '://...'!r}" if separator else name
+        expected = ", ".join(f"{known}://" for known in REDIS_SCHEMES)
+        hidden = "" if separator else " (its value is not shown: it may hold a password)"
+        raise ConfigError(f"{shown}: expected a URL starting {expected}{hidden}")
     return value
 
 
@@ -127,6 +145,17 @@ def _check_ranges(settings: dict[str, Any]) -> None:
             raise ConfigError(f"{low} ({settings[low]}) is above {high} ({settings[high]})")
 
 
+def server_settings() -> dict[str, Any]:
+    """gunicorn's own settings from the environment (gunicorn.conf.py reads them raw,
+    before the app's package may be imported; its start-up check calls this)."""
+    return {
+        "BIND": _raw("BIND") or "127.0.0.1:8000",
+        # gunicorn itself reads WEB_CONCURRENCY when imported; the Makefile's run target
+        # refuses a value that is not a number before that (see README, Configuration).
+        "WEB_CONCURRENCY": _int("WEB_CONCURRENCY", 2, 1),
+    }
+
+
 def from_environment() -> dict[str, Any]:
     """Read every setting from the environment (documented in the README).
 
@@ -136,7 +165,7 @@ def from_environment() -> dict[str, Any]:
     var_dir = _var_dir()
     settings = {
         # Redis: unset means "start a private redis-server with its data under var/redis".
-        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "REDIS_URL": _redis_url("REDIS_URL"),
         "VAR_DIR": str(var_dir),
         # Flask session/CSRF signing key and the key for hashing client IPs.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _persistent_secret("secret_key"),

@@ -36,7 +36,10 @@ def private_var_dir(tmp_path, monkeypatch):
         ("FILL_TIME_ACTION", "drop", "expected one of hold, reject"),
         ("LOG_LEVEL", "verbose", "expected one of DEBUG"),
         # Read as "off" before: a secure cookie the operator asked for was not secure.
-        ("SESSION_COOKIE_SECURE", "on", "expected 1 or 0"),
+        # The words it takes are listed, not only 1 and 0.
+        ("SESSION_COOKIE_SECURE", "on", "expected 1 or 0 (true/false and yes/no work too)"),
+        # redis-py refused it only in each worker, in a traceback.
+        ("REDIS_URL", "bogus://x", "expected a URL starting redis://, rediss://, unix://"),
         ("SESSION_IDLE_MINUTES", "-5", "expected a whole number from 0 to 44640"),
         ("SESSION_IDLE_MINUTES", "1.5", "expected a whole number from 0 to 44640"),
         ("API_TOKEN_DAYS", "4000", "expected a whole number from 0 to 3650"),
@@ -62,6 +65,21 @@ def test_a_range_whose_ends_are_swapped_is_refused(monkeypatch, low, high):
         from_environment()
 
 
+@pytest.mark.parametrize("value", ["http://moderation:s3cret@db:6379/0", "moderation:s3cret@db"])
+def test_a_redis_url_refused_keeps_its_password_to_itself(monkeypatch, value):
+    monkeypatch.setenv("REDIS_URL", value)
+    with pytest.raises(ConfigError, match="^REDIS_URL.*: expected a URL starting redis://") \
+            as refused:
+        from_environment()
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["redis://h:6379/0", "rediss://u:p@h", "unix:///x.sock"])
+def test_the_redis_url_schemes_redis_py_takes_are_accepted(monkeypatch, value):
+    monkeypatch.setenv("REDIS_URL", value)
+    assert from_environment()["REDIS_URL"] == value
+
+
 def test_defaults_and_usual_spellings_are_accepted(monkeypatch):
     for name, value in {"LOG_LEVEL": "debug", "SESSION_COOKIE_SECURE": "true",
                         "RATE_LIMIT_PER_IP": "10/minute", "MIN_FILL_SECONDS": "0",
@@ -82,6 +100,89 @@ def test_gunicorn_stops_at_once_with_one_line(tmp_path):
     assert done.returncode == 2
     assert "configuration error: TRUSTED_PROXIES='two': expected a whole number" in done.stderr
     assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
+
+
+def bad_articles(folder: Path) -> Path:
+    """Three files a worker would refuse: no title, not UTF-8, a second 'Same title'."""
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n\n")
+    (folder / "b.txt").write_bytes(b"\xff\xfe")
+    (folder / "c.txt").write_text("Same title\nOne text.\n")
+    (folder / "d.txt").write_text("Same title\nAnother text.\n")
+    return folder
+
+
+def start_gunicorn(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BIND": "127.0.0.1:0", "MODERATION_VAR_DIR": str(tmp_path / "var"),
+           **env}
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "moderation.wsgi:app"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    # Each of these booted workers that failed with a traceback, or gunicorn's own.
+    ({"REDIS_URL": "bogus://user:s3cret@x"},
+     "configuration error: REDIS_URL='bogus://...': expected a URL starting redis://"),
+    ({"WEB_CONCURRENCY": "0"},
+     "configuration error: WEB_CONCURRENCY='0': expected a whole number of at least 1"),
+    ({"BIND": "127.0.0.1:99999"},
+     "configuration error: BIND='127.0.0.1:99999': expected a port from 0 to 65535"),
+    ({"BIND": "localhost:http"},
+     "configuration error: BIND='localhost:http': 'http' is not a valid port number."),
+])
+def test_gunicorn_stops_at_once_on_what_a_worker_would_refuse(tmp_path, env, line):
+    done = start_gunicorn(env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert line in done.stderr
+    assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
+    assert "s3cret" not in done.stderr
+
+
+def test_every_bad_article_file_is_named_in_one_message(tmp_path):
+    done = start_gunicorn({"ARTICLES_DIR": str(bad_articles(tmp_path / "articles"))}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
+    message = done.stderr[done.stderr.index("configuration error"):].splitlines()
+    assert message == [
+        "configuration error: 3 article files cannot be served (ARTICLES_DIR):",
+        f"{tmp_path}/articles/a.txt: no title (the first non-empty line, with letters)",
+        f"{tmp_path}/articles/b.txt: cannot read it as UTF-8 text: 'utf-8' codec can't "
+        "decode byte 0xff in position 0: invalid start byte",
+        f"{tmp_path}/articles/d.txt: its title gives the slug 'same-title', "
+        f"like {tmp_path}/articles/c.txt",
+    ]
+
+
+@pytest.mark.parametrize(("name", "which", "words"), [
+    ("PUBLISH_BELOW", "reject_at", "is above the model's reject threshold"),
+    ("REJECT_AT", "publish_below", "is below the model's publish threshold"),
+])
+def test_one_threshold_is_checked_against_the_models_other(tmp_path, models_dir, name,
+                                                            which, words):
+    from moderation.model_registry import current_version, read_metadata
+
+    version = current_version(models_dir)
+    own = read_metadata(models_dir, version)["thresholds"][which]
+    value = round((own + 1.0) / 2 if name == "PUBLISH_BELOW" else own / 2, 6)
+    done = start_gunicorn({name: str(value), "MODELS_DIR": str(models_dir)}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert (f"configuration error: {name} ({value}) {words} {own:g} (version {version})"
+            in done.stderr)
+    assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
+
+
+def test_make_run_names_a_worker_count_gunicorn_cannot_read(tmp_path):
+    """gunicorn reads WEB_CONCURRENCY on import, before any of its hooks."""
+    env = {**os.environ, "WEB_CONCURRENCY": "abc", "MODERATION_VAR_DIR": str(tmp_path)}
+    done = subprocess.run(["make", "--no-print-directory", "-o", "model", "-o", "voices", "run"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        "configuration error: WEB_CONCURRENCY='abc': expected a whole number of at least 1"
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_make_voices_says_it_in_one_line_too(tmp_path):
