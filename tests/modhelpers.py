@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from moderation import comments
+from moderation import comments, keys
 
 PASSWORD = "correct horse battery"
 
@@ -76,3 +76,33 @@ def reuse_password_hashes(monkeypatch) -> None:
         return _HASHES[password]
 
     monkeypatch.setattr(users, "generate_password_hash", memoized)
+
+
+def snapshot(redis_client) -> dict:
+    """Every key and its content, to prove a refused request wrote nothing."""
+    state = {}
+    for key in sorted(redis_client.keys("*")):
+        kind = redis_client.type(key)
+        if kind == "hash":
+            state[key] = redis_client.hgetall(key)
+        elif kind == "zset":
+            state[key] = redis_client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            state[key] = redis_client.lrange(key, 0, -1)
+        elif kind == "stream":
+            state[key] = redis_client.xrange(key)
+        elif kind == "string":
+            state[key] = (redis_client.get(key), redis_client.ttl(key) > 0)
+        else:
+            state[key] = redis_client.smembers(key)
+    return state
+
+
+def snapshot_unstamped(redis_client) -> dict:
+    """:func:`snapshot`, but for when a token or session was last used: an
+    authenticated request stamps that (at most once a minute), refused or not."""
+    state = snapshot(redis_client)
+    for key, value in state.items():
+        if key.startswith((keys.token(""), keys.session(""))):
+            state[key] = {k: v for k, v in value.items() if k not in ("last_used", "seen")}
+    return state

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modhelpers import PASSWORD, held, reuse_password_hashes
+from modhelpers import PASSWORD, held, reuse_password_hashes, snapshot_unstamped
 
 from moderation import comments, keys
 from moderation.users import UserStore
@@ -20,18 +20,6 @@ def tokens(app, redis_client, monkeypatch):
         store.create(name, PASSWORD, role)
         found[name] = {"Authorization": f"Bearer {store.new_token(name)}"}
     return found
-
-
-def snapshot(redis_client) -> dict:
-    """Every key and its content, but when a token or session was last used: an
-    authenticated request stamps that (at most once a minute), refused or not."""
-    from test_queue import snapshot as full
-
-    state = full(redis_client)
-    for key, value in state.items():
-        if key.startswith((keys.token(""), keys.session(""))):
-            state[key] = {k: v for k, v in value.items() if k not in ("last_used", "seen")}
-    return state
 
 
 @pytest.mark.parametrize(
@@ -189,7 +177,7 @@ def test_claim_release_and_conflicts(client, tokens, redis_client):
     response = client.post(API + "/claims", json={"count": 1}, headers=tokens["alice"])
     assert response.status_code == 200 and response.get_json()["claimed"] == [first.id]
 
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(
         API + f"/items/{first.id}/decision", json={"action": "approve"}, headers=tokens["bob"]
     )
@@ -203,7 +191,7 @@ def test_claim_release_and_conflicts(client, tokens, redis_client):
     assert response.status_code == 409
     response = client.post(API + "/releases", json={"ids": [first.id]}, headers=tokens["bob"])
     assert response.status_code == 409
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
     response = client.post(API + "/releases", json={"ids": [first.id]}, headers=tokens["alice"])
     assert response.status_code == 200
@@ -269,14 +257,14 @@ def test_bad_decisions_are_400_and_write_nothing(
     client, tokens, redis_client, payload, code, field
 ):
     comment = held(redis_client)
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(
         API + f"/items/{comment.id}/decision", json=payload, headers=tokens["alice"]
     )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
     assert response.get_json()["error"]["field"] == field
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 @pytest.mark.parametrize(
@@ -302,11 +290,11 @@ def test_bad_decisions_are_400_and_write_nothing(
 )
 def test_malformed_bodies_are_400(client, tokens, redis_client, path, kwargs):
     held(redis_client)
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(API + path, headers=tokens["alice"], **kwargs)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert set(response.get_json()["error"]) >= {"code", "message", "field"}
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 @pytest.mark.parametrize("path", ["/decisions", "/claims", "/releases"])
@@ -315,13 +303,13 @@ def test_a_body_not_sent_as_json_is_415_like_the_public_api(
     client, tokens, redis_client, path, content_type
 ):
     held(redis_client)
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(API + path, headers=tokens["alice"],
                            data='{"count": 1}', content_type=content_type)
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
     assert "Content-Type: application/json" in response.get_json()["error"]["message"]
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 @pytest.mark.parametrize(
@@ -398,10 +386,10 @@ def test_undo_needs_an_operator(client, tokens, redis_client):
     client.post(
         API + f"/items/{comment.id}/decision", json={"action": "spam"}, headers=tokens["alice"]
     )
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(API + f"/items/{comment.id}/undo", headers=tokens["alice"])
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
     response = client.post(API + f"/items/{comment.id}/undo", headers=tokens["olga"])
     assert response.status_code == 200

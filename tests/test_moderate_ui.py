@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from modhelpers import PASSWORD, csrf_token, held, log_in, reuse_password_hashes
+from modhelpers import PASSWORD, csrf_token, held, log_in, reuse_password_hashes, snapshot_unstamped
 
 from moderation import comments, keys
 from moderation.queue import ReviewQueue
@@ -28,18 +28,6 @@ def alice(client, accounts):
     return client
 
 
-def snapshot(redis_client):
-    """Every key and its content, but when a token or session was last used: an
-    authenticated request stamps that (at most once a minute), refused or not."""
-    from test_queue import snapshot as full
-
-    state = full(redis_client)
-    for key, value in state.items():
-        if key.startswith((keys.token(""), keys.session(""))):
-            state[key] = {k: v for k, v in value.items() if k not in ("last_used", "seen")}
-    return state
-
-
 def queue_form(client, query: str = "") -> dict:
     page = client.get("/moderate/" + query).get_data(as_text=True)
     return {"csrf_token": csrf_token(page), "back": query.lstrip("?"), "cursor": "0"}
@@ -55,12 +43,12 @@ def test_readers_are_sent_to_login(client, path):
 def test_reader_post_changes_nothing(client, redis_client, reader):
     comment = held(redis_client)
     token = csrf_token(reader.open_article().get_data(as_text=True))
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = client.post(
         "/moderate/act", data={"csrf_token": token, "do": f"approve|{comment.id}"}
     )
     assert response.status_code == 302 and "/login" in response.headers["Location"]
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 def test_login_logout(client, accounts):
@@ -288,12 +276,12 @@ def test_bad_form_input_rerenders_the_queue(alice, redis_client, data, status, m
     form = queue_form(alice)
     if data.get("do", "").startswith("reject"):
         data = {**data, "ids": [comment.id]}
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={**form, **data})
     assert response.status_code == status
     html = response.get_data(as_text=True)
     assert message in html and 'id="queue-depth"' in html
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 def test_reject_takes_no_reason_until_the_moderator_chooses_one(alice, redis_client):
@@ -303,16 +291,16 @@ def test_reject_takes_no_reason_until_the_moderator_chooses_one(alice, redis_cli
     page = alice.get("/moderate/").get_data(as_text=True)
     select = page.split('id="reject-reason">', 1)[1].split("</select>", 1)[0]
     assert select.split("<option", 2)[1].startswith(' value="" selected>')
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={
         **queue_form(alice), "do": "reject", "reason": "", "ids": [comment.id]})
     assert response.status_code == 400 and "needs a reason" in response.get_data(as_text=True)
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 def test_missing_or_wrong_csrf_is_400_and_changes_nothing(alice, redis_client):
     comment = held(redis_client)
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     for token in (None, "forged"):
         data = {"do": f"approve|{comment.id}"}
         if token:
@@ -320,7 +308,7 @@ def test_missing_or_wrong_csrf_is_400_and_changes_nothing(alice, redis_client):
         response = alice.post("/moderate/act", data=data)
         assert response.status_code == 400
         assert "security token is missing or wrong" in response.get_data(as_text=True)
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 def test_item_claimed_by_another_is_refused_with_the_holder(alice, redis_client, app):
@@ -328,11 +316,11 @@ def test_item_claimed_by_another_is_refused_with_the_holder(alice, redis_client,
     ReviewQueue(redis_client).claim("bob", [comment.id])
     html = alice.get("/moderate/").get_data(as_text=True)
     assert "claimed by bob" in html
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={**queue_form(alice), "do": f"spam|{comment.id}"})
     assert response.status_code == 409
     assert "claimed by bob" in response.get_data(as_text=True)
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
 
 def test_claim_and_release_from_the_ui(alice, redis_client):
@@ -401,11 +389,11 @@ def test_history_and_undo_by_operator(client, accounts, redis_client):
     assert "Undo me please" in html and ">alice<" in html and "spam" in html
     assert "Undo</button>" not in html, "moderators get no undo button"
     token = csrf_token(html)
-    before = snapshot(redis_client)
+    before = snapshot_unstamped(redis_client)
     assert (
         client.post(f"/moderate/undo/{comment.id}", data={"csrf_token": token}).status_code == 403
     )
-    assert snapshot(redis_client) == before
+    assert snapshot_unstamped(redis_client) == before
 
     client.post("/logout", data={"csrf_token": token})
     log_in(client, "olga")

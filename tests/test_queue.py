@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from modhelpers import held
+from modhelpers import held, snapshot
 
 from moderation import comments, keys
 from moderation.queue import (
@@ -27,26 +27,6 @@ ARTICLE = "some-article"
 @pytest.fixture
 def queue(redis_client):
     return ReviewQueue(redis_client, lease_seconds=600)
-
-
-def snapshot(redis_client) -> dict:
-    """Every key and its content, to prove a refused request wrote nothing."""
-    state = {}
-    for key in sorted(redis_client.keys("*")):
-        kind = redis_client.type(key)
-        if kind == "hash":
-            state[key] = redis_client.hgetall(key)
-        elif kind == "zset":
-            state[key] = redis_client.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            state[key] = redis_client.lrange(key, 0, -1)
-        elif kind == "stream":
-            state[key] = redis_client.xrange(key)
-        elif kind == "string":
-            state[key] = (redis_client.get(key), redis_client.ttl(key) > 0)
-        else:
-            state[key] = redis_client.smembers(key)
-    return state
 
 
 def test_list_sorts_by_risk_by_default_and_by_age(queue, redis_client):
