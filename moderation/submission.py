@@ -62,8 +62,8 @@ def captcha_failed(attempts_left: int) -> ApiError:
 CAPTCHA_REQUIRED = ApiError(
     400,
     "captcha_required",
-    "One more step: please enter the characters shown in the image, then save again. "
-    "Your text has been kept.",
+    "One more step: please enter the characters shown in the image, then send the "
+    "comment again.",
     "captcha_answer",
 )
 

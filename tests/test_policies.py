@@ -181,6 +181,7 @@ def test_adaptive_form_unsure_comes_back_with_text_and_captcha(make_app, article
     assert first.status_code == 400
     assert has_captcha(html) and f">{OTHER_HAM}</textarea>" in html
     assert "please enter the characters shown in the image" in html
+    assert "Your text has been kept." in html
     assert stored(redis_client) == []  # nothing stored until the CAPTCHA is solved
 
     fields = Reader.form_fields(html)
@@ -206,6 +207,7 @@ def test_adaptive_api(make_app, article_slug, redis_client):
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "captcha_required" and error["field"] == "captcha_answer"
+    assert "kept" not in error["message"]  # an API client keeps its own text
     assert stored(redis_client) == []
     assert api_post(client, article_slug, HAM).status_code == 202
 

@@ -183,10 +183,13 @@ def rerender_after_error(error: ApiError):
     form = request.form.to_dict()
     form.pop("captcha_answer", None)
     ask = bool(form.get("challenge_id")) or error.code in ("captcha_required", "captcha_failed")
+    message = error.message
+    if error.code == "captcha_required":
+        message += " Your text has been kept."  # the form's, not an API client's
     return render_article(
         article,
         form=form,
-        errors={error.field or "form": error.message},
+        errors={error.field or "form": message},
         status=error.status,
         ask_captcha=ask,
         challenge_id=form.get("challenge_id"),
