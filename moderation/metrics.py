@@ -82,14 +82,23 @@ def model_switched(old: str | None, new: str) -> None:
     MODEL_INFO.labels(version=new).set(1)
 
 
-def served_versions() -> dict[str, str] | None:
-    """Under gunicorn, the version each live worker serves (pid -> version), read from
-    ``moderation_model_info`` in ``PROMETHEUS_MULTIPROC_DIR`` (a few small files);
-    None in a single process (tests, ``flask run``), where the scorer itself says."""
+def _every_worker() -> CollectorRegistry | None:
+    """Under gunicorn, a registry that adds up every worker's files in
+    ``PROMETHEUS_MULTIPROC_DIR``; None in a single process."""
     if not os.environ.get(MULTIPROC_ENV):
         return None
     every_worker = CollectorRegistry()
     MultiProcessCollector(every_worker)
+    return every_worker
+
+
+def served_versions() -> dict[str, str] | None:
+    """Under gunicorn, the version each live worker serves (pid -> version), read from
+    ``moderation_model_info`` in ``PROMETHEUS_MULTIPROC_DIR`` (a few small files);
+    None in a single process (tests, ``flask run``), where the scorer itself says."""
+    every_worker = _every_worker()
+    if every_worker is None:
+        return None
     served: dict[str, str] = {}
     for family in every_worker.collect():
         if family.name != "moderation_model_info":
@@ -122,12 +131,7 @@ def exposition(connection: redis.Redis) -> tuple[bytes, str]:
     """The metrics in Prometheus' text format, and its content type."""
     live = CollectorRegistry()
     live.register(_QueueSize(connection))
-    if os.environ.get(MULTIPROC_ENV):
-        every_worker = CollectorRegistry()
-        MultiProcessCollector(every_worker)
-        body = generate_latest(every_worker)
-    else:
-        body = generate_latest(REGISTRY)
+    body = generate_latest(_every_worker() or REGISTRY)
     return body + generate_latest(live), CONTENT_TYPE_LATEST
 
 

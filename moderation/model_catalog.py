@@ -171,23 +171,10 @@ class Catalog:
     previous_missing: bool = False
 
 
-def current_of(models_dir: str | Path, client: redis.Redis | None) -> tuple[str | None, str]:
-    """The version the workers load, and where that came from (see :class:`Catalog`)."""
-    version = model_registry.current_from_redis(client)
-    if version:
-        return version, "redis"
-    version = model_registry.current_from_file(models_dir)
-    if version:
-        return version, "file"
-    versions = model_registry.list_versions(models_dir)
-    return (versions[-1], "newest") if versions else (None, "newest")
-
-
-def rollback_target(models_dir: str | Path, client: redis.Redis | None) -> str | None:
+def rollback_target(client: redis.Redis | None, current: str | None) -> str | None:
     """The version ``python -m training rollback`` would make current (None: nothing)."""
     if client is None:
         return None
-    current, _ = current_of(models_dir, client)
     return model_registry.rollback_target(model_registry.rollback_history(client), current)
 
 
@@ -211,7 +198,7 @@ def catalog(models_dir: str | Path, reports_dir: str | Path,
         metadata, problem = metadata_of(models_dir, version)
         summary = summarize(metadata, version, has_report(reports_dir, version))
         summaries.append(replace(summary, problem=problem) if problem else summary)
-    current, source = current_of(models_dir, client)
-    previous = rollback_target(models_dir, client)
+    current, source = model_registry.current_and_source(models_dir, client)
+    previous = rollback_target(client, current)
     return Catalog(tuple(summaries), current, source, previous,
                    previous_missing=previous is not None and previous not in names)

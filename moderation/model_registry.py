@@ -101,14 +101,26 @@ def current_from_redis(client: redis.Redis | None) -> str | None:
     return value or None
 
 
+def current_and_source(
+    models_dir: str | Path, client: redis.Redis | None = None
+) -> tuple[str | None, str]:
+    """The current version and where it came from: the Redis record ("redis"), else
+    ``CURRENT`` ("file"), else the newest on disk ("newest"; None when there is none)."""
+    version = current_from_redis(client)
+    if version:
+        return version, "redis"
+    version = current_from_file(models_dir)
+    if version:
+        return version, "file"
+    versions = list_versions(models_dir)
+    return (versions[-1] if versions else None), "newest"
+
+
 def current_version(models_dir: str | Path, client: redis.Redis | None = None) -> str:
     """The current version: Redis record, else ``CURRENT``, else the newest on disk."""
-    version = current_from_redis(client) or current_from_file(models_dir)
+    version, _ = current_and_source(models_dir, client)
     if version is None:
-        versions = list_versions(models_dir)
-        if not versions:
-            raise ModelNotFound(f"no trained model in {models_dir}: run `make train`")
-        version = versions[-1]
+        raise ModelNotFound(f"no trained model in {models_dir}: run `make train`")
     return version
 
 

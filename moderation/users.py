@@ -470,7 +470,7 @@ class UserStore:
             return None
         status, record = self._use(keys.session(digest), "seen", self.session_idle)
         if status == "idle":
-            self.end_session(session_id)
+            self._end(digest, record.get("name", ""))
             raise SessionIdle(record.get("name", ""))
         return self.get(record["name"]) if record.get("name") else None
 
@@ -480,10 +480,14 @@ class UserStore:
         if digest is None:
             return
         _, record = self._use(keys.session(digest), "seen", stamp=False)
+        self._end(digest, record.get("name", ""))
+
+    def _end(self, digest: str, name: str) -> None:
+        """Delete the session of hash ``digest`` and take it off ``name``'s index."""
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.delete(keys.session(digest))
-            if record.get("name"):
-                pipe.srem(keys.user_sessions(record["name"]), digest)
+            if name:
+                pipe.srem(keys.user_sessions(name), digest)
             pipe.execute()
 
     def end_sessions(self, name: str) -> int:

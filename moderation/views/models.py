@@ -67,7 +67,7 @@ def version(version: str):
     def plot_url(src: str) -> str | None:
         return url_for("models.plot", version=version, name=src) if src in plots else None
 
-    current, _ = model_catalog.current_of(models_dir, get_redis())
+    current, _ = model_registry.current_and_source(models_dir, get_redis())
     html = render_template(
         "moderate/model.html",
         version=version,
@@ -80,7 +80,7 @@ def version(version: str):
         report_path=str(model_catalog.report_dir(reports_dir, version)),
         recorded_report=model_catalog.recorded_report(metadata),
         current=current,
-        previous=model_catalog.rollback_target(models_dir, get_redis()),
+        previous=model_catalog.rollback_target(get_redis(), current),
         overrides=_overrides(),
         user=current_user(),
     )
