@@ -21,5 +21,6 @@ USER app
 ENV BIND=0.0.0.0:8000 MODELS_DIR=/app/models REPORTS_DIR=/app/reports \
     MODERATION_VAR_DIR=/app/var CAPTCHA_VOICES_DIR=/app/captcha-voices
 EXPOSE 8000
-# Train the first model if the models volume is empty, then serve.
-CMD ["sh", "-c", "python -m training ensure-model && exec gunicorn -c gunicorn.conf.py moderation.wsgi:app"]
+# Check the settings (gunicorn reads WEB_CONCURRENCY before any check of its own could
+# name it), train the first model if the models volume is empty, then serve.
+CMD ["sh", "-c", "python -m moderation.preflight && python -m training ensure-model && exec gunicorn -c gunicorn.conf.py moderation.wsgi:app"]

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install model voices run test train bench lint clean
+.PHONY: install config model voices run test train bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,15 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+config: install  ## every setting checked before anything starts (one line and exit 2 if wrong)
+	@$(BIN)/python -m moderation.preflight
+
 model: install  ## train a first model if none exists yet
 	$(BIN)/python -m training ensure-model
 
 voices: install  ## the audio CAPTCHA's larger voice library, built once when espeak-ng is installed
 	@$(BIN)/python -c "import sys; from moderation.captcha_audio import make_voices; sys.exit(make_voices())"
 
-run: model voices  ## serve on http://127.0.0.1:8000, or BIND (embedded Redis unless REDIS_URL is set)
-	@# gunicorn reads WEB_CONCURRENCY when imported, before its start-up check can name it.
-	@case "$$(echo $${WEB_CONCURRENCY-2})" in ""|*[!0-9]*) echo "configuration error: WEB_CONCURRENCY='$$WEB_CONCURRENCY': expected a whole number of at least 1" >&2; exit 2;; esac
+# config first: gunicorn reads WEB_CONCURRENCY when imported, before its own start-up
+# check could name it, and a bad setting should not read as a failed "voices" step.
+run: config model voices  ## serve on http://127.0.0.1:8000, or BIND (embedded Redis unless REDIS_URL is set)
 	@echo "Serving on http://$${BIND:-127.0.0.1:8000}/  (Ctrl-C stops the service and its embedded Redis)"
 	$(BIN)/gunicorn -c gunicorn.conf.py moderation.wsgi:app
 

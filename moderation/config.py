@@ -150,10 +150,20 @@ def server_settings() -> dict[str, Any]:
     before the app's package may be imported; its start-up check calls this)."""
     return {
         "BIND": _raw("BIND") or "127.0.0.1:8000",
-        # gunicorn itself reads WEB_CONCURRENCY when imported; the Makefile's run target
-        # refuses a value that is not a number before that (see README, Configuration).
-        "WEB_CONCURRENCY": _int("WEB_CONCURRENCY", 2, 1),
+        # gunicorn itself reads WEB_CONCURRENCY when imported; `make run` and the Docker
+        # image run this check before that (see README, Configuration).
+        "WEB_CONCURRENCY": _worker_count(),
     }
+
+
+def _worker_count() -> int:
+    """WEB_CONCURRENCY, which gunicorn reads with ``int()`` before any hook of ours:
+    to it a blank value is not "unset" but a crash, so it is refused here too."""
+    raw = os.environ.get("WEB_CONCURRENCY")
+    if raw is not None and raw.strip() == "":
+        raise ConfigError(f"WEB_CONCURRENCY={raw!r}: expected a "
+                          "whole number of at least 1 (unset it for the default, 2)")
+    return _int("WEB_CONCURRENCY", 2, 1)
 
 
 def from_environment() -> dict[str, Any]:

@@ -66,3 +66,21 @@ def check_articles(settings: dict[str, Any]) -> None:
         load_articles([CONTENT_DIR, Path(settings["ARTICLES_DIR"])])
     except ArticleError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def main() -> int:
+    """``python -m moderation.preflight``: what ``make run`` and the Docker image run
+    before anything else, so a bad setting is one line and exit 2 there too, not a
+    traceback of whichever step (or gunicorn itself) reads it first."""
+    import sys
+
+    try:
+        check()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

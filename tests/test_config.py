@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -173,16 +174,49 @@ def test_one_threshold_is_checked_against_the_models_other(tmp_path, models_dir,
     assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
 
 
-def test_make_run_names_a_worker_count_gunicorn_cannot_read(tmp_path):
-    """gunicorn reads WEB_CONCURRENCY on import, before any of its hooks."""
-    env = {**os.environ, "WEB_CONCURRENCY": "abc", "MODERATION_VAR_DIR": str(tmp_path)}
-    done = subprocess.run(["make", "--no-print-directory", "-o", "model", "-o", "voices", "run"],
+WORKER_COUNT_LINE = ("configuration error: WEB_CONCURRENCY={!r}: expected a whole number "
+                     "of at least 1")
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    # gunicorn reads WEB_CONCURRENCY on import, before any of its hooks; a blank one too.
+    ({"WEB_CONCURRENCY": "abc"}, WORKER_COUNT_LINE.format("abc")),
+    ({"WEB_CONCURRENCY": ""}, WORKER_COUNT_LINE.format("") + " (unset it for the default, 2)"),
+    ({"REDIS_URL": "bogus://x"},
+     "configuration error: REDIS_URL='bogus://...': expected a URL starting redis://"),
+])
+def test_make_run_checks_the_settings_before_any_other_step(tmp_path, env, line):
+    # As a user types it, not as a make inside `make test` (which would say "make[1]").
+    outer = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS")}
+    env = {**outer, "MODERATION_VAR_DIR": str(tmp_path), **env}
+    done = subprocess.run(["make", "--no-print-directory", "run"],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.splitlines()[0] == (
-        "configuration error: WEB_CONCURRENCY='abc': expected a whole number of at least 1"
-    )
-    assert "Traceback" not in done.stderr
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith(line), done.stderr
+    # make names the step that failed: the check, not the model or the voices.
+    assert rest == [f"make: *** [Makefile:{makefile_line('config:') + 1}: config] Error 2"]
+    assert "ensure-model" not in done.stdout
+
+
+def makefile_line(prefix: str) -> int:
+    lines = (PROJECT_ROOT / "Makefile").read_text().splitlines()
+    return next(number for number, text in enumerate(lines, 1) if text.startswith(prefix))
+
+
+def test_the_docker_image_checks_the_settings_before_gunicorn_reads_them(tmp_path):
+    """The image runs gunicorn directly, not `make run`: its CMD starts with the check."""
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    command = json.loads(dockerfile[dockerfile.rindex("\nCMD ") + 5:].strip())
+    assert command[:2] == ["sh", "-c"]
+    env = {**os.environ, "WEB_CONCURRENCY": "two", "MODERATION_VAR_DIR": str(tmp_path),
+           "MODELS_DIR": str(tmp_path / "models"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == WORKER_COUNT_LINE.format("two")
+    assert not (tmp_path / "models").exists()  # nothing trained before the check
 
 
 def test_make_voices_says_it_in_one_line_too(tmp_path):
