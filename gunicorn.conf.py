@@ -101,8 +101,10 @@ def on_starting(server):
     gunicorn.util.write_error = _json_error
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
-    _check_configuration(server)  # imports the app's package: after _metrics_dir
-    if not os.environ.get("REDIS_URL"):
+    settings = _check_configuration(server)  # imports the app's package: after _metrics_dir
+    if os.environ.get("REDIS_URL"):
+        _check_eviction(server, os.environ["REDIS_URL"], settings["REDIS_ALLOW_EVICTION"])
+    else:
         from moderation.embedded_redis import EmbeddedRedis
 
         _embedded = EmbeddedRedis(_VAR_DIR / "redis")
@@ -111,17 +113,46 @@ def on_starting(server):
     _import_libraries()
 
 
-def _check_configuration(server) -> None:
+def _check_configuration(server) -> dict:
     """Stop at once, in one line, on a setting the app cannot run with: each worker
     would otherwise fail to boot with a traceback (see moderation/preflight.py)."""
     from moderation.config import ConfigError
     from moderation.preflight import check
 
     try:
-        check()
+        return check()
     except ConfigError as exc:
         server.log.error("configuration error: %s", exc)
         raise SystemExit(2) from None
+
+
+def _check_eviction(server, url: str, allowed: bool) -> None:
+    """Refuse to serve on the operator's Redis when it may evict (delete) stored comments
+    to free memory, unless REDIS_ALLOW_EVICTION=1 (moderation/eviction.py). A Redis that
+    does not answer yet is no reason to stop (the service serves once it does); /readyz
+    checks the policy then."""
+    import redis
+
+    from moderation import eviction
+    from moderation.redis_store import shown_url
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                  retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+    try:
+        found = eviction.read_policy(client)
+    except redis.RedisError as exc:
+        server.log.warning("Redis at %s does not answer (%s): its maxmemory-policy is "
+                           "checked by /readyz once it does", shown_url(url), exc)
+        return
+    finally:
+        client.close()
+    refusal = eviction.problem(found, allowed=allowed)
+    if refusal is not None:
+        server.log.error("Redis at %s: %s", shown_url(url), refusal)
+        raise SystemExit(2)
+    message = eviction.warning(found)
+    if message is not None:
+        server.log.warning("Redis at %s: %s", shown_url(url), message)
 
 
 def _metrics_dir(path: Path) -> None:

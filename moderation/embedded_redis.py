@@ -95,6 +95,11 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # The store of record for every comment: never delete keys to free memory
+            # (moderation/eviction.py). Set, not left to the defaults, so a redis.conf
+            # or a packaged build with other defaults cannot change it.
+            "--maxmemory", "0",
+            "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]

@@ -19,6 +19,8 @@ def test_embedded_server_persists_with_aof_and_stops(tmp_path):
     client = redis.Redis.from_url(url, decode_responses=True)
     assert client.config_get("appendonly")["appendonly"] == "yes"
     assert client.config_get("port")["port"] == "0"  # no TCP listener at all
+    # Never deletes a comment to free memory (moderation/eviction.py).
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     client.set("kept", "yes")
     client.close()
     server.stop()
