@@ -1,7 +1,7 @@
 """gunicorn settings for `make run` and the Docker image.
 
 When REDIS_URL is unset the master starts one private redis-server before forking
-workers, so every worker shares it, and stops it on exit.
+workers, so every worker shares it, starts it again if it dies, and stops it on exit.
 """
 
 import ctypes
@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from gunicorn.util import parse_address
@@ -110,7 +111,48 @@ def on_starting(server):
         _embedded = EmbeddedRedis(_VAR_DIR / "redis")
         os.environ["REDIS_URL"] = _embedded.start()
         server.log.info("embedded redis at %s (data in %s)", _embedded.url, _embedded.data_dir)
+        _watch_embedded_redis(server)
     _import_libraries()
+
+
+#: Seconds between two attempts to start the embedded redis-server again when one failed.
+EMBEDDED_RETRY_SECONDS = 5.0
+_next_embedded_try = 0.0
+
+
+def _watch_embedded_redis(server) -> None:
+    """Have the master start the embedded redis-server again whenever it dies.
+
+    Until it is back every request answers 503 storage_unavailable ("nothing was
+    saved"); its data is in its AOF under var/redis, so a restart loses nothing it
+    acknowledged (README, "Redis: what keeps a comment"). gunicorn has no periodic
+    hook: its main loop calls ``manage_workers`` at least once a second (after
+    reaping children on SIGCHLD), so the check rides on that call.
+    """
+    manage_workers = server.manage_workers
+
+    def manage_workers_and_redis() -> None:
+        _restart_embedded_redis(server)
+        manage_workers()
+
+    server.manage_workers = manage_workers_and_redis
+
+
+def _restart_embedded_redis(server) -> None:
+    global _next_embedded_try
+    if _embedded is None or not _embedded.exited() or time.monotonic() < _next_embedded_try:
+        return
+    server.log.error("embedded redis-server (pid %s) has exited: starting it again on its "
+                     "data in %s; requests answer 503 until it is back",
+                     _embedded.process.pid, _embedded.data_dir)
+    try:
+        _embedded.restart()
+    except (RuntimeError, OSError) as exc:  # never out of gunicorn's loop: it would stop
+        _next_embedded_try = time.monotonic() + EMBEDDED_RETRY_SECONDS
+        server.log.error("embedded redis-server did not start again (%s); next try in %g s",
+                         exc, EMBEDDED_RETRY_SECONDS)
+        return
+    server.log.warning("embedded redis-server is running again (pid %s)", _embedded.process.pid)
 
 
 def _check_configuration(server) -> dict:
