@@ -149,8 +149,11 @@ class EmbeddedRedis:
         if self.process.returncode is not None:
             return True
         if self._pidfd is not None:
-            # Readable once the process has ended, whoever reaped it.
-            return bool(select.select([self._pidfd], [], [], 0)[0])
+            # Readable once the process has ended, whoever reaped it (poll, not
+            # select: the descriptor may be numbered above select's 1024).
+            watcher = select.poll()
+            watcher.register(self._pidfd, select.POLLIN)
+            return bool(watcher.poll(0))
         return self.process.poll() is not None
 
     def restart(self, timeout: float = 10.0) -> str:
