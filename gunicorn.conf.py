@@ -1,7 +1,7 @@
 """gunicorn settings for `make run` and the Docker image.
 
 When REDIS_URL is unset the master starts one private redis-server before forking
-workers, so every worker shares it, and stops it on exit.
+workers, so every worker shares it, starts it again if it dies, and stops it on exit.
 """
 
 import ctypes
@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from gunicorn.util import parse_address
@@ -101,27 +102,99 @@ def on_starting(server):
     gunicorn.util.write_error = _json_error
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
-    _check_configuration(server)  # imports the app's package: after _metrics_dir
-    if not os.environ.get("REDIS_URL"):
+    settings = _check_configuration(server)  # imports the app's package: after _metrics_dir
+    if os.environ.get("REDIS_URL"):
+        _check_eviction(server, os.environ["REDIS_URL"], settings["REDIS_ALLOW_EVICTION"])
+    else:
         from moderation.embedded_redis import EmbeddedRedis
 
         _embedded = EmbeddedRedis(_VAR_DIR / "redis")
         os.environ["REDIS_URL"] = _embedded.start()
         server.log.info("embedded redis at %s (data in %s)", _embedded.url, _embedded.data_dir)
+        _watch_embedded_redis(server)
     _import_libraries()
 
 
-def _check_configuration(server) -> None:
+#: Seconds between two attempts to start the embedded redis-server again when one failed.
+EMBEDDED_RETRY_SECONDS = 5.0
+_next_embedded_try = 0.0
+
+
+def _watch_embedded_redis(server) -> None:
+    """Have the master start the embedded redis-server again whenever it dies.
+
+    Until it is back every request answers 503 storage_unavailable ("nothing was
+    saved"); its data is in its AOF under var/redis, so a restart loses nothing it
+    acknowledged (README, "Redis: what keeps a comment"). gunicorn has no periodic
+    hook: its main loop calls ``manage_workers`` at least once a second (after
+    reaping children on SIGCHLD), so the check rides on that call.
+    """
+    manage_workers = server.manage_workers
+
+    def manage_workers_and_redis() -> None:
+        _restart_embedded_redis(server)
+        manage_workers()
+
+    server.manage_workers = manage_workers_and_redis
+
+
+def _restart_embedded_redis(server) -> None:
+    global _next_embedded_try
+    if _embedded is None or not _embedded.exited() or time.monotonic() < _next_embedded_try:
+        return
+    server.log.error("embedded redis-server (pid %s) has exited: starting it again on its "
+                     "data in %s; requests answer 503 until it is back",
+                     _embedded.process.pid, _embedded.data_dir)
+    try:
+        _embedded.restart()
+    except (RuntimeError, OSError) as exc:  # never out of gunicorn's loop: it would stop
+        _next_embedded_try = time.monotonic() + EMBEDDED_RETRY_SECONDS
+        server.log.error("embedded redis-server did not start again (%s); next try in %g s",
+                         exc, EMBEDDED_RETRY_SECONDS)
+        return
+    server.log.warning("embedded redis-server is running again (pid %s)", _embedded.process.pid)
+
+
+def _check_configuration(server) -> dict:
     """Stop at once, in one line, on a setting the app cannot run with: each worker
     would otherwise fail to boot with a traceback (see moderation/preflight.py)."""
     from moderation.config import ConfigError
     from moderation.preflight import check
 
     try:
-        check()
+        return check()
     except ConfigError as exc:
         server.log.error("configuration error: %s", exc)
         raise SystemExit(2) from None
+
+
+def _check_eviction(server, url: str, allowed: bool) -> None:
+    """Refuse to serve on the operator's Redis when it may evict (delete) stored comments
+    to free memory, unless REDIS_ALLOW_EVICTION=1 (moderation/eviction.py). A Redis that
+    does not answer yet is no reason to stop (the service serves once it does); /readyz
+    checks the policy then."""
+    import redis
+
+    from moderation import eviction
+    from moderation.redis_store import shown_url
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                  retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+    try:
+        found = eviction.read_policy(client)
+    except redis.RedisError as exc:
+        server.log.warning("Redis at %s does not answer (%s): its maxmemory-policy is "
+                           "checked by /readyz once it does", shown_url(url), exc)
+        return
+    finally:
+        client.close()
+    refusal = eviction.problem(found, allowed=allowed)
+    if refusal is not None:
+        server.log.error("Redis at %s: %s", shown_url(url), refusal)
+        raise SystemExit(2)
+    message = eviction.warning(found)
+    if message is not None:
+        server.log.warning("Redis at %s: %s", shown_url(url), message)
 
 
 def _metrics_dir(path: Path) -> None:

@@ -176,6 +176,9 @@ def from_environment() -> dict[str, Any]:
     settings = {
         # Redis: unset means "start a private redis-server with its data under var/redis".
         "REDIS_URL": _redis_url("REDIS_URL"),
+        # Serve even when that Redis may evict keys (a maxmemory-policy other than
+        # noeviction): off, since eviction deletes stored comments without a word.
+        "REDIS_ALLOW_EVICTION": _flag("REDIS_ALLOW_EVICTION"),
         "VAR_DIR": str(var_dir),
         # Flask session/CSRF signing key and the key for hashing client IPs.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _persistent_secret("secret_key"),

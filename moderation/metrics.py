@@ -22,6 +22,10 @@ Names and labels (bounded sets; never a comment, an IP or a user):
                                            serves: a promotion shows up worker by worker
 ``moderation_review_queue_size``           comments waiting for a moderator (Redis);
                                            absent while Redis does not answer
+``moderation_redis_may_evict``             1 when Redis's ``policy`` (label) may delete
+                                           keys when full, 0 for noeviction; absent
+                                           when Redis will not tell (eviction.py)
+``moderation_redis_evicted_keys``          keys Redis evicted since it started (INFO)
 =========================================  =============================================
 """
 
@@ -44,7 +48,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from . import keys
+from . import eviction, keys
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -127,10 +131,39 @@ class _QueueSize:
         yield family
 
 
+class _Eviction:
+    """Reads from Redis, when scraped, whether it may evict keys and how many it has."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+
+    def collect(self):
+        try:
+            found = eviction.read_policy(self.connection)
+        except redis.RedisError:
+            return
+        if not found.known:  # absent rather than a guess: see moderation/eviction.py
+            return
+        family = GaugeMetricFamily(
+            "moderation_redis_may_evict",
+            "1 when Redis may delete keys to free memory (its maxmemory-policy).",
+            labels=["policy"],
+        )
+        family.add_metric([found.policy], 1.0 if found.may_evict else 0.0)
+        yield family
+        if found.evicted_keys is not None:
+            evicted = GaugeMetricFamily(
+                "moderation_redis_evicted_keys", "Keys Redis evicted since it started."
+            )
+            evicted.add_metric([], float(found.evicted_keys))
+            yield evicted
+
+
 def exposition(connection: redis.Redis) -> tuple[bytes, str]:
     """The metrics in Prometheus' text format, and its content type."""
     live = CollectorRegistry()
     live.register(_QueueSize(connection))
+    live.register(_Eviction(connection))
     body = generate_latest(_every_worker() or REGISTRY)
     return body + generate_latest(live), CONTENT_TYPE_LATEST
 

@@ -59,10 +59,15 @@ class PassStore:
         self._serializer = URLSafeTimedSerializer(secret_key, salt=self.SALT)
         self._spend = connection.register_script(_SPEND)
 
-    def issue(self) -> str:
-        """A new pass; returns the signed cookie value (the token alone is useless unsigned)."""
+    def issue(self, *, pipe: redis.client.Pipeline | None = None) -> str:
+        """A new pass; returns the signed cookie value (the token alone is useless unsigned).
+
+        With ``pipe`` the write is only queued on it: the pass then exists exactly when
+        the rest of that transaction (the comment that earned it) was written.
+        """
         token = secrets.token_urlsafe(18)
-        self.redis.set(keys.captcha_pass(token), self.uses, ex=self.seconds)
+        (pipe if pipe is not None else self.redis).set(
+            keys.captcha_pass(token), self.uses, ex=self.seconds)
         return self._serializer.dumps(token)
 
     def token(self, cookie_value: str | None) -> str | None:

@@ -50,7 +50,12 @@ def cli_redis_errors(command):
         try:
             return command(*args, **kwargs)
         except redis.RedisError as exc:
-            url = re.sub(r"//[^/@]*@", "//***@", current_app.config.get("REDIS_URL") or "")
+            url = shown_url(current_app.config.get("REDIS_URL") or "")
             raise click.ClickException(f"cannot reach Redis at {url}: {exc}") from None
 
     return wrapper
+
+
+def shown_url(url: str) -> str:
+    """A Redis URL fit for a log line or a message: its password hidden."""
+    return re.sub(r"//[^/@]*@", "//***@", url)

@@ -16,7 +16,8 @@ Order, always the same:
 4. the stronger of the guards' outcome and the model's verdict decides the status.
    Under ``adaptive`` a comment that would be held without a solved CAPTCHA is
    refused with ``captcha_required`` (nothing stored) and the reader is asked for one;
-5. store, then remember the text for the repeat-post guard.
+5. store the comment, remember its text for the repeat-post guard and give a
+   remember pass it earned, all in one MULTI/EXEC (see ``_store``).
 
 A refusal (ApiError) stores nothing; a held or rejected comment is stored with its
 reason, so moderators see why.
@@ -243,18 +244,17 @@ def submit(
         explanation=result.explanation,
     )
     comment.status = comments.VERDICT_TO_STATUS[_VERDICT_OF_OUTCOME[outcome]]
-    _store(connection, comment, protections.guards, draft)
+    earned = solved and not used_pass and comment.status != comments.REJECTED
+    new_pass = _store(connection, comment, protections, draft, give_pass=earned)
 
     decided_by = guard.guard if guard.guard and guard.outcome == outcome != PASS else "model"
     metrics.COMMENTS.labels(status=comment.status, decided_by=decided_by).inc()
-    earned = solved and not used_pass and comment.status != comments.REJECTED
     log.info(
         "comment %s on %s: %s (score %.3f, model %s, guards %s)",
         comment.id, article, comment.status, comment.score, comment.model_version,
         guard.guard or "pass",
     )
-    return Outcome(comment=comment, guard=guard,
-                   new_pass=_new_pass(protections) if earned else None)
+    return Outcome(comment=comment, guard=guard, new_pass=new_pass)
 
 
 def _captcha_duty(
@@ -308,17 +308,22 @@ def _reason(guard: GuardResult, model_outcome: str, outcome: str, model_reason: 
     return model_reason
 
 
-def _store(connection: redis.Redis, comment: Comment, guards: Guards, draft: Draft) -> None:
-    """The comment, its indexes and the repeat-post memory: one atomic round trip."""
+def _store(connection: redis.Redis, comment: Comment, protections: Protections, draft: Draft,
+           *, give_pass: bool) -> str | None:
+    """The comment, its indexes, the repeat-post memory and the remember pass it earned
+    (returned, if any): one MULTI/EXEC round trip, so Redis failing leaves none of them
+    and the 503 that follows ("nothing was saved") is true. Nothing after this writes."""
     with connection.pipeline(transaction=True) as pipe:
         comments.save(connection, comment, pipe=pipe)
-        guards.remember(draft, pipe=pipe)
+        protections.guards.remember(draft, pipe=pipe)
+        new_pass = _new_pass(protections, pipe) if give_pass else None
         pipe.execute()
+    return new_pass
 
 
-def _new_pass(protections: Protections) -> str | None:
+def _new_pass(protections: Protections, pipe: redis.client.Pipeline) -> str | None:
     """A remember pass for a browser that just solved a CAPTCHA, if the policy gives one."""
     passes = protections.passes
     if protections.policy != REMEMBER or passes is None or passes.uses <= 0:
         return None
-    return passes.issue()
+    return passes.issue(pipe=pipe)

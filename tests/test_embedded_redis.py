@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 
+from moderation.articles import default_article
 from moderation.embedded_redis import EmbeddedRedis
 
 
@@ -19,6 +26,8 @@ def test_embedded_server_persists_with_aof_and_stops(tmp_path):
     client = redis.Redis.from_url(url, decode_responses=True)
     assert client.config_get("appendonly")["appendonly"] == "yes"
     assert client.config_get("port")["port"] == "0"  # no TCP listener at all
+    # Never deletes a comment to free memory (moderation/eviction.py).
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     client.set("kept", "yes")
     client.close()
     server.stop()
@@ -114,3 +123,92 @@ def test_the_data_dir_is_private_to_the_service(tmp_path):
     fresh.start()
     fresh.stop()
     assert (tmp_path / "new" / "redis").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_killed_server_is_seen_and_started_again_on_its_data(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(server.start(), decode_responses=True)
+    client.set("kept", "yes")  # acknowledged, then the server is killed at once
+    first = server.process.pid
+    assert not server.exited()
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not server.exited() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.exited()
+    server.restart()
+    try:
+        assert server.process.pid != first and not server.exited()
+        # The reply went out after redis wrote the AOF (appendfsync everysec fsyncs
+        # later, but a killed process loses nothing the kernel already holds).
+        assert client.get("kept") == "yes"
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_an_adopted_server_is_not_ours_to_restart(tmp_path):
+    first = EmbeddedRedis(tmp_path / "redis")
+    first.start()
+    second = EmbeddedRedis(tmp_path / "redis")
+    second.start()
+    first.stop()
+    assert not second.exited()  # it started nothing; the master that did restarts it
+    assert first.exited()
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+@pytest.mark.slow
+def test_under_gunicorn_a_killed_embedded_redis_is_restarted_and_keeps_comments(models_dir):
+    """`make run`: kill -9 the redis-server just after a comment was answered; the
+    master starts it again on its AOF, the comment is still there, service resumes."""
+    from bench.bench_app import BENCH_CAPTCHA_TEXT
+    from bench.common import Gunicorn
+
+    slug = default_article().slug
+    with Gunicorn("bench.bench_app:make_app()", env={"MODELS_DIR": str(models_dir)}) as web:
+        base = web.base_url
+
+        def comment(text: str) -> tuple[int, dict]:
+            _, challenge = post_json(base + "/api/v1/challenges", {})
+            return post_json(base + f"/api/v1/articles/{slug}/comments",
+                             {"body": text, "challenge_id": challenge["id"],
+                              "captcha_answer": BENCH_CAPTCHA_TEXT})
+
+        status, stored = comment("Thanks for the article, a clear account of the visit.")
+        assert status in (201, 202, 422), stored
+        client = web.redis()
+        first = int(client.info("server")["process_id"])
+        client.close()
+        os.kill(first, signal.SIGKILL)
+
+        deadline = time.monotonic() + 30
+        while get_json(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get_json(base + "/readyz")[0] == 200, web.log_tail()
+        client = web.redis()
+        assert int(client.info("server")["process_id"]) != first
+        client.close()
+        found_status, found = get_json(base + f"/api/v1/comments/{stored['id']}")
+        assert found_status == 200 and found["status"] == stored["status"]
+        assert comment("A second comment, after the restart.")[0] in (201, 202, 422)
+        log = web.log_path.read_text()
+        assert f"embedded redis-server (pid {first}) has exited: starting it again" in log
+        assert "embedded redis-server is running again" in log

@@ -108,3 +108,51 @@ def test_the_app_starts_while_redis_is_down_and_serves_once_it_answers(models_di
         assert client.get("/").status_code == 200
     finally:
         server.stop()
+
+
+def test_moderators_see_a_503_and_their_decision_is_not_carried_out(models_dir, tmp_path):
+    """A logged-in moderator's page, decision and API call while Redis is down: 503 that
+    says so (not a login page, not a 500), and the comment still waits afterwards."""
+    import redis as redis_py
+    from modhelpers import PASSWORD, csrf_token, held, log_in
+
+    from moderation import keys
+    from moderation.users import UserStore
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    app = create_app({
+        "TESTING": True, "REDIS_URL": url, "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": "test-secret", "IP_HASH_KEY": "test-ip-key",
+    })
+    store = redis_py.Redis.from_url(url, decode_responses=True)
+    users = UserStore(store)
+    users.create("alice", PASSWORD, "moderator")
+    token = users.new_token("alice")
+    comment = held(store)
+    browser = app.test_client()
+    assert log_in(browser, "alice").status_code == 303
+    form = {"csrf_token": csrf_token(browser.get("/moderate/").get_data(as_text=True)),
+            "back": "", "cursor": "0", "do": f"approve|{comment.id}"}
+    bearer = {"Authorization": f"Bearer {token}"}
+    server.stop()
+    try:
+        page = browser.get("/moderate/")
+        assert page.status_code == 503 and page.mimetype == "text/html"
+        decided = browser.post("/moderate/act", data=form)
+        assert decided.status_code == 503 and b"nothing was saved" in decided.data
+        listed = browser.get("/api/v1/moderation/queue", headers=bearer)
+        assert listed.status_code == 503
+        assert listed.get_json()["error"]["code"] == "storage_unavailable"
+        api_decided = browser.post(f"/api/v1/moderation/items/{comment.id}/decision",
+                                   json={"action": "approve"}, headers=bearer)
+        assert api_decided.status_code == 503
+        assert "nothing was saved" in api_decided.get_json()["error"]["message"]
+    finally:
+        server.start()
+    try:
+        assert store.zscore(keys.REVIEW_QUEUE, comment.id) is not None  # still waiting
+        assert browser.get("/moderate/").status_code == 200  # still logged in
+    finally:
+        store.close()
+        server.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from ..captcha import ChallengeStore
 from ..comments import PageCache, hash_ip
@@ -62,7 +62,7 @@ def submit_comment(slug: str, fields: object) -> Outcome:
         max_body=current_app.config["MAX_COMMENT_CHARS"],
         max_name=current_app.config["MAX_NAME_CHARS"],
     )
-    return submit(
+    outcome = submit(
         get_redis(),
         get_challenges(),
         get_scorer(),
@@ -71,6 +71,10 @@ def submit_comment(slug: str, fields: object) -> Outcome:
         client=current_client(),
         protections=get_protections(),
     )
+    # Stored: should Redis fail later in this request (the form's page reads it), the
+    # 503 must not say that nothing was saved (errors.handle_store_down).
+    g.saved_comment = (outcome.comment.id, outcome.comment.status, outcome.reader_message)
+    return outcome
 
 
 def page_number(raw: str | None) -> int:

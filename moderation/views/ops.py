@@ -1,8 +1,11 @@
 """For the machines that run the service: health checks and metrics.
 
 GET /healthz  -> 200 {"status": "ok"}: the process answers (liveness)
-GET /readyz   -> 200 {"status": "ready", "model": VERSION} when Redis answers and a
-                 model is loaded, else 503 naming what is missing (readiness)
+GET /readyz   -> 200 {"status": "ready", "model": VERSION} when Redis answers, will not
+                 evict our keys (moderation/eviction.py) and a model is loaded, else
+                 503 naming what is wrong (readiness); "warnings" lists what an
+                 operator should know (an eviction policy allowed by
+                 REDIS_ALLOW_EVICTION, or one Redis would not tell)
 GET /metrics  -> Prometheus text format (moderation.metrics). With METRICS_TOKEN set,
                  only to ``Authorization: Bearer <METRICS_TOKEN>``; without it, only
                  to clients on this machine (loopback) that did not come through a
@@ -18,7 +21,7 @@ import logging
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import metrics
+from .. import eviction, metrics
 from ..errors import ApiError
 from ..redis_store import get_redis
 
@@ -35,15 +38,25 @@ def healthz():
 def readyz():
     try:
         get_redis().ping()
+        found = eviction.read_policy(get_redis())
     except redis.RedisError as exc:
         # The detail names Redis's host and port: for the log, not for anyone asking.
         log.info("not ready: Redis does not answer: %s", exc)
         return jsonify(status="not ready",
                        reason=f"Redis does not answer ({type(exc).__name__})"), 503
+    # Checked here as well as at start-up: the server may have been down then, or its
+    # policy changed since (CONFIG SET).
+    refusal = eviction.problem(found, allowed=current_app.config["REDIS_ALLOW_EVICTION"])
+    if refusal is not None:
+        log.warning("not ready: %s", refusal)
+        return jsonify(status="not ready", reason=refusal), 503
     scorer = current_app.extensions.get("scorer")
     if scorer is None:
         return jsonify(status="not ready", reason="no model is loaded"), 503
-    return jsonify(status="ready", model=scorer.version)
+    body = {"status": "ready", "model": scorer.version}
+    if (warning := eviction.warning(found)) is not None:
+        body["warnings"] = [warning]
+    return jsonify(body)
 
 
 def _is_local(address: str | None) -> bool:
