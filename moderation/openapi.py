@@ -36,6 +36,7 @@ _ERROR_BODY = {
         "message": {"type": "string", "minLength": 1},
         "field": {"type": "string", "nullable": True},
         # captcha_failed: {"attempts_left": n}; 0 means "get a new challenge".
+        # storage_unavailable after the comment was stored: {"id", "status"}.
         # Moderation refusals: a list of Refusal (see the moderation document).
         "details": {},
     },
@@ -86,6 +87,16 @@ _RATE_LIMITED = _error("Too many requests from this client or to this article (R
 _STORE_DOWN = _error(
     "storage_unavailable: Redis is not answering; nothing was saved, send it again.",
     headers=_RETRY_AFTER,
+)
+
+
+#: Posting a comment: also the one 503 that is not "nothing was saved".
+_STORE_DOWN_POSTING = _error(
+    "storage_unavailable: Redis is not answering; nothing was saved, send it again "
+    "(Retry-After). Except when the comment was stored before Redis failed in the same "
+    "request: then no Retry-After, a message saying it was saved, and error.details "
+    "{id, status} (ask GET /api/v1/comments/{id} later; do not send it again).",
+    headers={"Retry-After": {**_RETRY_AFTER["Retry-After"], "required": False}},
 )
 
 
@@ -172,7 +183,7 @@ def public_document() -> dict[str, Any]:
                         "415": _error("Not JSON"),
                         "422": _json("Rejected (stored, never shown), with the reason", "Rejected"),
                         "429": _RATE_LIMITED,
-                        "503": _STORE_DOWN,
+                        "503": _STORE_DOWN_POSTING,
                     },
                 },
             },
