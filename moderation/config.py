@@ -232,8 +232,11 @@ def from_environment() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
+        # Hours a moderator's browser login lasts at most, however active (Flask's own
+        # 31 days by default; sessions.init_app makes it the session lifetime).
+        "SESSION_MAX_HOURS": _int("SESSION_MAX_HOURS", 31 * 24, 1, 366 * 24),
         # Minutes a moderator's browser session may go unused before it ends (0 = no
-        # limit; the absolute lifetime, 31 days, applies either way). An hour: a
+        # limit; SESSION_MAX_HOURS applies either way). An hour: a
         # moderator who walks away from a shared computer is not logged in all day,
         # and one who works the queue, reading and deciding, never notices it.
         "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 60, 0, 31 * 24 * 60),

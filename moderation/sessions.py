@@ -8,6 +8,8 @@ request; a changed ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS`` gets a new one.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
@@ -29,3 +31,6 @@ class SessionCookies(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionCookies()
+    # A login's record in Redis lives this long (auth.login), and Flask refuses a
+    # cookie signed longer ago.
+    app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])

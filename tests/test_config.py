@@ -43,6 +43,7 @@ def private_var_dir(tmp_path, monkeypatch):
         ("REDIS_URL", "bogus://x", "expected a URL starting redis://, rediss://, unix://"),
         ("SESSION_IDLE_MINUTES", "-5", "expected a whole number from 0 to 44640"),
         ("SESSION_IDLE_MINUTES", "1.5", "expected a whole number from 0 to 44640"),
+        ("SESSION_MAX_HOURS", "0", "expected a whole number from 1 to 8784"),
         ("API_TOKEN_DAYS", "4000", "expected a whole number from 0 to 3650"),
         ("API_TOKEN_DAYS", "never", "expected a whole number from 0 to 3650"),
     ],

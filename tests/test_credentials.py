@@ -350,6 +350,15 @@ def test_an_idle_session_lands_on_login_saying_why_and_returns(client, alice, re
     assert "logged out" not in client.get("/moderate/").get_data(as_text=True)  # said once
 
 
+@pytest.mark.parametrize(("hours", "settings"), [(31 * 24, {}), (8, {"SESSION_MAX_HOURS": 8})])
+def test_a_login_lasts_at_most_session_max_hours(make_app, alice, redis_client, hours,
+                                                 settings):
+    client = make_app(**settings).test_client()
+    assert log_in(client, "alice").status_code == 303
+    (session_key,) = redis_client.keys(keys.session("*"))
+    assert hours * 3600 - 60 < redis_client.ttl(session_key) <= hours * 3600
+
+
 def test_a_form_sent_after_idling_returns_to_its_page_and_is_not_carried_out(
     make_app, alice, redis_client
 ):
