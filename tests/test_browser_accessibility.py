@@ -294,6 +294,15 @@ def queue_after_decision(page, site):
         page.keyboard.press("a")
 
 
+@state("queue, reject without a reason (sent back to the queue)")
+def queue_refused(page, site):
+    hold_some(site)
+    log_in(page, site)
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.locator("#reject-reason[aria-invalid=true]").count() == 1
+
+
 @state("history, empty")
 def history_empty(page, site):
     log_in(page, site, "operator")

@@ -195,3 +195,53 @@ def test_a_moderator_away_too_long_is_told_and_returns_to_the_queue(
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/moderate/?sort=age")
     assert page.locator("li.group").count() == 3 and page.locator("#login-notice").count() == 0
+
+
+def test_reject_without_a_reason_then_a_reload_sends_nothing(
+    live_server, page, seeded, redis_client
+):
+    # The refusal used to be the POST's answer, served at /moderate/act: a reload sent
+    # the form again (Chromium's "Confirm Form Resubmission"). Now it is a redirect
+    # back to the queue, at the same row, with the message and the reasons focused.
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/moderate/?sort=age")
+    second = page.locator("li.group").nth(1).get_attribute("data-ids")
+    page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
+    assert page.inner_text("#mod-error") == "Rejecting needs a reason code."
+    assert page.evaluate("document.activeElement.id") == "reject-reason"
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+    sent = []
+    page.on("request", lambda request: sent.append((request.method, request.url)))
+    page.reload()
+    assert sent and all(method == "GET" for method, _ in sent), sent
+    assert page.dialogs == []
+    assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
+    assert page.locator("#mod-error").count() == 0, "the message is said once"
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+
+def test_after_choosing_a_reason_escape_goes_back_to_the_comment(
+    live_server, page, seeded, redis_client
+):
+    # Keyboard only: the hotkeys do nothing in the reasons list, and the way back to
+    # the row was Tab through the toolbar and every row before it.
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/moderate/?sort=age")
+    second = page.locator("li.group").nth(1).get_attribute("data-ids")
+    page.keyboard.press("j")
+    page.focus("#reject-reason")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#reject-reason") != ""
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement.dataset.ids") == second
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.inner_text(".flash") == f"Rejected {len(second.split(','))} comment(s)."
+    assert {redis_client.hget(keys.comment(cid), "status") for cid in second.split(",")} == {
+        "rejected"}

@@ -1,8 +1,12 @@
 """The moderator UI at /moderate: the queue, bulk and per-item decisions, history, undo.
 
 Server-rendered and usable without JavaScript; ``static/moderate.js`` adds the
-hotkeys. Every form posts a CSRF token. A refused decision re-renders the queue
-with the reason (and the HTTP status of the refusal); nothing is written then.
+hotkeys. Every form posts a CSRF token. Nothing is written when a request is refused.
+A refusal the page itself can lead to (nothing selected, Reject without a reason, a
+comment another moderator claimed or decided first) goes back to the queue by a 303
+(POST/redirect/GET), which shows the message once with the selection kept: reloading
+that page sends nothing again. A form the page never sends (an unknown action or
+reason code, an id that is nowhere) re-renders the queue with its 4xx status.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_wtf.csrf import CSRFError
@@ -48,6 +53,11 @@ DONE_LABELS = {
     "ham": "Marked as ham (published)",
 }
 UI_ONLY = {"claim": "Claim", "release": "Release"}
+#: The session cookie's key for a refusal carried over the redirect back to the queue.
+REFUSAL_KEY = "queue_refusal"
+#: The selected rows kept over that redirect, at most: one id (~20 bytes) each, in a
+#: cookie browsers cap at 4 KB. The default page has 100 rows.
+MAX_KEPT_SELECTION = 100
 _SPACES_RE = re.compile(r"(\s+)")
 
 
@@ -256,7 +266,12 @@ def csrf_failed(error: CSRFError):
 
 
 def render_queue(
-    filters: dict | None = None, *, error: str = "", error_field: str = "", status: int = 200
+    filters: dict | None = None,
+    *,
+    error: str = "",
+    error_field: str = "",
+    status: int = 200,
+    selected: frozenset[str] = frozenset(),
 ):
     if filters is None:
         filters = {
@@ -277,6 +292,7 @@ def render_queue(
         query=request.query_string.decode("latin-1"),
         error=error,
         error_field=error_field,
+        selected=selected,
         articles=all_articles(),
         reasons=review.REJECT_REASONS,
         actions=ACTION_LABELS,
@@ -297,10 +313,18 @@ def render_queue(
 @bp.get("/")
 @login_required()
 def queue():
+    refusal = session.pop(REFUSAL_KEY, None)
     try:
         filters = parse_filters(request.args, lenient_page=True)
     except BadFilter as exc:
         return render_queue(error=exc.message, error_field=exc.field, status=400)
+    if isinstance(refusal, dict):
+        return render_queue(
+            filters,
+            error=str(refusal.get("message", "")),
+            error_field=str(refusal.get("field", "")),
+            selected=frozenset(str(cid) for cid in refusal.get("selected", [])),
+        )
     return render_queue(filters)
 
 
@@ -314,6 +338,23 @@ def _back_to_queue():
     if re.fullmatch(r"[0-9]{1,9}", cursor):
         target += f"#pos-{int(cursor)}"
     return redirect(target, code=303)
+
+
+def _refused(message: str, field: str):
+    """Back to the queue with a refusal (POST/redirect/GET), so that reloading the page
+    that says so sends nothing again: before, that page was the POST's answer at
+    /moderate/act, and a reload offered to send the same form once more. The queue
+    shows the message once, with the rows that were checked still checked."""
+    selected = [
+        value.split(",", 1)[0].strip()[:64] for value in request.form.getlist("ids")
+        if value.strip()
+    ]
+    session[REFUSAL_KEY] = {
+        "message": message[:1000],
+        "field": field,
+        "selected": selected[:MAX_KEPT_SELECTION],
+    }
+    return _back_to_queue()
 
 
 @bp.post("/act")
@@ -339,9 +380,7 @@ def act():
             filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400
         )
     if not ids:
-        return render_queue(
-            filters, error="Select at least one comment first.", error_field="ids", status=400
-        )
+        return _refused("Select at least one comment first.", "ids")
     queue_ = get_queue()
     try:
         if action == "claim":
@@ -357,12 +396,15 @@ def act():
             queue_.decide(user.name, ids, action, reason)
             message = f"{DONE_LABELS[action]} {len(ids)} comment(s)."
     except review.InvalidRequest as exc:
+        if exc.code == "missing_field":  # Reject without a reason chosen
+            return _refused(exc.message, exc.field)
         return render_queue(filters, error=exc.message, error_field=exc.field, status=400)
     except review.Refused as exc:
-        status = 404 if exc.not_found else 409
-        return render_queue(
-            filters, error=f"Nothing was changed: {exc}", error_field="ids", status=status
-        )
+        if exc.not_found:
+            return render_queue(
+                filters, error=f"Nothing was changed: {exc}", error_field="ids", status=404
+            )
+        return _refused(f"Nothing was changed: {exc}", "ids")
     flash(message, "done")
     return _back_to_queue()
 
