@@ -264,6 +264,14 @@ def queue_claimed(page, site):
     assert page.locator("li.group.claimed").count() == 1
 
 
+@state("queue, words longer than the window")
+def queue_long_words(page, site):
+    # A reader's name and text without a space: the name pushed a 320 px page 195 px wide.
+    held(site.store, "https://example.com/" + "x" * 200, article=site.slug, author="x" * 60,
+         score=0.7, explanation=[{"feature": "x" * 40, "kind": "term", "weight": 0.9}])
+    log_in(page, site)
+
+
 @state("queue with a pager")
 def queue_pages(page, site):
     hold_some(site)
@@ -532,7 +540,8 @@ ZOOMED = {"width": 320, "height": 640}
 
 
 @pytest.mark.parametrize("name", [
-    "queue, held comments grouped", "history with decisions and undo", "comment page",
+    "queue, held comments grouped", "queue, words longer than the window",
+    "history with decisions and undo", "comment page",
     "login, wrong password (401)", "error 404 (no such article)",
 ])
 def test_moderator_pages_fit_a_zoomed_window(page, site, name):

@@ -245,3 +245,55 @@ def test_after_choosing_a_reason_escape_goes_back_to_the_comment(
     assert page.inner_text(".flash") == f"Rejected {len(second.split(','))} comment(s)."
     assert {redis_client.hget(keys.comment(cid), "status") for cid in second.split(",")} == {
         "rejected"}
+
+
+COVERED = """() => {
+    const toolbar = document.querySelector('.toolbar').getBoundingClientRect();
+    const row = document.querySelector('li.group.current').getBoundingClientRect();
+    return {id: document.querySelector('li.group.current').id,
+            covered: Math.max(0, toolbar.bottom - Math.max(row.top, toolbar.top)),
+            toolbar: toolbar.height};
+}"""
+
+
+@pytest.fixture
+def long_queue(redis_client, article_slug):
+    UserStore(redis_client).create("mia", PASSWORD, "moderator")
+    topics = ["rice", "oil", "tourism", "medicine", "ports", "schools", "rail", "banks",
+              "music", "films", "sugar", "coffee"]
+    return [held(redis_client, f"A question about {topic} and the visit, {i} times over.",
+                 article=article_slug, score=0.9 - i / 100) for i, topic in enumerate(topics)]
+
+
+def test_the_row_scrolled_to_is_not_under_the_sticky_toolbar(live_server, page, long_queue):
+    # After a decision the queue comes back at #pos-N, scrolled so that row was at the
+    # window's top: under the toolbar, which hid its author and score (92 px at
+    # 1400 x 900). Moving up with k did the same.
+    page.set_viewport_size({"width": 1000, "height": 600})
+    log_in(page, live_server.url)
+    for _ in range(6):
+        page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    found = page.evaluate(COVERED)
+    assert found["id"] == "pos-6" and found["toolbar"] > 40
+    assert found["covered"] == 0, found
+    for _ in range(6):
+        page.keyboard.press("k")
+        found = page.evaluate(COVERED)
+        assert found["covered"] == 0, found
+    assert found["id"] == "pos-0"
+
+
+def test_a_narrow_window_keeps_the_toolbar_in_its_place(live_server, page, long_queue):
+    # At 320 px the toolbar wraps to five lines; kept on screen it covered 216 of 640 px.
+    page.set_viewport_size({"width": 320, "height": 640})
+    log_in(page, live_server.url)
+    for _ in range(6):
+        page.keyboard.press("j")
+    toolbar = page.locator(".toolbar").bounding_box()
+    assert toolbar["y"] + toolbar["height"] <= 0, "scrolled away with the page"
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    found = page.evaluate(COVERED)
+    assert found["id"] == "pos-6" and found["covered"] == 0, found

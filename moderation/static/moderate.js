@@ -15,6 +15,16 @@
   var help = document.getElementById("help");
   var selectedCount = document.getElementById("selected-count");
   var current = -1;
+  var toolbar = form.querySelector(".toolbar");
+
+  // The height the sticky toolbar covers, for the rows' scroll-margin-top (moderate.css).
+  function measureToolbar() {
+    var covers = toolbar && getComputedStyle(toolbar).position === "sticky"
+      ? toolbar.getBoundingClientRect().height : 0;
+    document.documentElement.style.setProperty("--toolbar-height", covers + "px");
+  }
+  measureToolbar();
+  window.addEventListener("resize", measureToolbar);
 
   // The current row is the one the keys act on. j/k also move focus to it, so a
   // screen reader reads it and Tab goes on to its own buttons; focus moving into a
