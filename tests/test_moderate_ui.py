@@ -575,3 +575,26 @@ def test_a_campaign_of_1000_copies_is_one_row(alice, redis_client):
     assert response.status_code == 303
     assert redis_client.zcard(keys.REVIEW_QUEUE) == 0 and redis_client.xlen(keys.DECISIONS) == 1000
     print(f"\n/moderate with one 1000-copy campaign: {elapsed * 1000:.0f} ms")
+
+
+def test_deciding_the_last_rows_of_the_last_page_shows_the_page_before(alice, redis_client):
+    # The queue came back to the page it was on, now past the end: "Nothing to review"
+    # and "Page 3 of 2", with four comments waiting.
+    texts = ("First remark on the visit", "A question about trade", "Thanks for the report",
+             "The photo is from 2019", "Where is the full statement?")
+    for i, text in enumerate(texts):
+        held(redis_client, text, score=0.9 - i / 10)
+    form = queue_form(alice, "?per_page=2&page=3")
+    last = re.findall(r'name="ids" value="([^"]+)"', alice.get("/moderate/?per_page=2&page=3")
+                      .get_data(as_text=True))
+    assert len(last) == 1
+    response = alice.post("/moderate/act", data={**form, "do": f"approve|{last[0]}"})
+    assert response.headers["Location"] == "/moderate/?per_page=2&page=3#pos-0"
+    html = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Nothing to review" not in html
+    assert "Page 2 of 2" in html and len(re.findall(r'name="ids" value=', html)) == 2
+    assert "Thanks for the report" in html and "The photo is from 2019" in html
+    back = re.search(r'name="back" value="([^"]*)"', html).group(1)
+    assert back == "per_page=2&amp;page=2", "the next decision returns to the page shown"
+    old_link = alice.get("/moderate/?page=9").get_data(as_text=True)
+    assert "Nothing to review" not in old_link and "Thanks for the report" in old_link

@@ -284,12 +284,21 @@ def render_queue(
             "grouped": True,
         }
     listing = get_queue().list(**filters)
+    query = request.query_string.decode("latin-1")
+    if not listing.groups and filters["page"] > listing.pages:
+        # Past the last page: its last rows were just decided (the queue comes back to
+        # the page it was on) or a link is old. "Nothing to review" with comments
+        # waiting on the pages before was wrong: show the last page.
+        filters = {**filters, "page": listing.pages}
+        listing = get_queue().list(**filters)
+        query = urlencode({**{k: v for k, v in request.args.items() if k != "page"},
+                           "page": listing.page})
     now = time.time()
     html = render_template(
         "moderate/queue.html",
         listing=listing,
         filters=filters,
-        query=request.query_string.decode("latin-1"),
+        query=query,
         error=error,
         error_field=error_field,
         selected=selected,
