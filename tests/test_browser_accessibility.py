@@ -541,7 +541,8 @@ ZOOMED = {"width": 320, "height": 640}
 
 @pytest.mark.parametrize("name", [
     "queue, held comments grouped", "queue, words longer than the window",
-    "history with decisions and undo", "comment page",
+    "history with decisions and undo", "comment page", "models list (operators)",
+    "a model's evaluation report with its plots",
     "login, wrong password (401)", "error 404 (no such article)",
 ])
 def test_moderator_pages_fit_a_zoomed_window(page, site, name):
