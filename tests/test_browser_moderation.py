@@ -297,3 +297,37 @@ def test_a_narrow_window_keeps_the_toolbar_in_its_place(live_server, page, long_
         page.keyboard.press("a")
     found = page.evaluate(COVERED)
     assert found["id"] == "pos-6" and found["covered"] == 0, found
+
+
+def test_enter_on_a_checked_row_sends_nothing(live_server, page, seeded, redis_client):
+    # Enter in a checkbox submits its form with the form's first button: that was
+    # "Approve selected", so Enter on a checked row published the selection.
+    log_in(page, live_server.url)
+    box = page.locator("li.group").nth(0).locator("input[name=ids]")
+    box.focus()
+    page.keyboard.press("Space")
+    assert box.is_checked()
+    sent = []
+    page.on("request", lambda request: sent.append(request.method))
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    assert "POST" not in sent and redis_client.xlen(keys.DECISIONS) == 0
+    assert box.is_checked() and page.inner_text("#queue-depth") == "5"
+
+
+def test_enter_on_a_checked_row_without_javascript_changes_nothing(
+    live_server, browser, seeded, redis_client
+):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    log_in(page, live_server.url)
+    box = page.locator("li.group").nth(0).locator("input[name=ids]")
+    box.focus()
+    page.keyboard.press("Space")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.inner_text("#mod-error").startswith("Nothing was changed: Enter does not decide.")
+    assert page.locator("li.group").nth(0).locator("input[name=ids]").is_checked()
+    assert redis_client.xlen(keys.DECISIONS) == 0
+    context.close()

@@ -307,6 +307,12 @@ def refused_form(alice, redis_client, case: str) -> tuple[dict, list]:
     one, two = comments_[1], comments_[2]
     if case == "nothing selected":
         return {**form, "do": "approve"}, []
+    if case == "enter in a checkbox":  # the form's first button, without JavaScript
+        page = alice.get("/moderate/").get_data(as_text=True).split('id="queue-form"', 1)[1]
+        first_button = re.search(r"<button[^>]*>", page).group(0)
+        assert first_button == '<button type="submit" name="do" value="keep" hidden tabindex="-1">'
+
+        return {**form, "do": "keep", "ids": [one.id]}, [one]
     if case == "bulk reject without a reason":
         return {**form, "do": "reject", "reason": "", "ids": [one.id, two.id]}, [one, two]
     if case == "r key without a reason":
@@ -317,6 +323,7 @@ def refused_form(alice, redis_client, case: str) -> tuple[dict, list]:
 
 REFUSALS = {
     "nothing selected": ("Select at least one comment first.", "ids"),
+    "enter in a checkbox": ("Nothing was changed: Enter does not decide.", "ids"),
     "bulk reject without a reason": ("Rejecting needs a reason code.", "reason"),
     "r key without a reason": ("Rejecting needs a reason code.", "reason"),
     "claimed by another": ("Nothing was changed: Comment {0} is claimed by bob", "ids"),

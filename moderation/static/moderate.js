@@ -100,6 +100,12 @@
       event.preventDefault();
       return;
     }
+    if (event.key === "Enter" && event.target.name === "ids") {
+      // Enter in a checkbox would send the form with its default button (which changes
+      // nothing, but costs a round trip and the scroll position): nothing to send.
+      event.preventDefault();
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
     var key = event.key;
     if (key === "Escape") { toggleHelp(false); return; }

@@ -53,6 +53,11 @@ DONE_LABELS = {
     "ham": "Marked as ham (published)",
 }
 UI_ONLY = {"claim": "Claim", "release": "Release"}
+#: The queue form's default button (what Enter in a checkbox presses): changes nothing.
+KEEP = "keep"
+KEEP_MESSAGE = (
+    "Nothing was changed: Enter does not decide. Choose a button for the selected comments."
+)
 #: The session cookie's key for a refusal carried over the redirect back to the queue.
 REFUSAL_KEY = "queue_refusal"
 #: The selected rows kept over that redirect, at most: one id (~20 bytes) each, in a
@@ -384,6 +389,8 @@ def act():
         filters = parse_filters(_args_from(query), lenient_page=True)
     except BadFilter:
         filters = None
+    if action == KEEP:
+        return _refused(KEEP_MESSAGE, "ids")
     if action not in ACTION_LABELS and action not in UI_ONLY:
         return render_queue(
             filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400
