@@ -212,6 +212,8 @@ def test_reject_without_a_reason_then_a_reload_sends_nothing(
     assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
     assert page.inner_text("#mod-error") == "Rejecting needs a reason code."
     assert page.evaluate("document.activeElement.id") == "reject-reason"
+    assert page.eval_on_selector(
+        "#reject-reason", "e => getComputedStyle(e).borderTopColor") == "rgb(179, 0, 27)"
     assert page.locator("li.group.current").get_attribute("data-ids") == second
     assert redis_client.xlen(keys.DECISIONS) == 0
 
