@@ -264,6 +264,14 @@ def queue_claimed(page, site):
     assert page.locator("li.group.claimed").count() == 1
 
 
+@state("queue, words longer than the window")
+def queue_long_words(page, site):
+    # A reader's name and text without a space: the name pushed a 320 px page 195 px wide.
+    held(site.store, "https://example.com/" + "x" * 200, article=site.slug, author="x" * 60,
+         score=0.7, explanation=[{"feature": "x" * 40, "kind": "term", "weight": 0.9}])
+    log_in(page, site)
+
+
 @state("queue with a pager")
 def queue_pages(page, site):
     hold_some(site)
@@ -292,6 +300,15 @@ def queue_after_decision(page, site):
     log_in(page, site)
     with page.expect_navigation():
         page.keyboard.press("a")
+
+
+@state("queue, reject without a reason (sent back to the queue)")
+def queue_refused(page, site):
+    hold_some(site)
+    log_in(page, site)
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.locator("#reject-reason[aria-invalid=true]").count() == 1
 
 
 @state("history, empty")
@@ -523,7 +540,9 @@ ZOOMED = {"width": 320, "height": 640}
 
 
 @pytest.mark.parametrize("name", [
-    "queue, held comments grouped", "history with decisions and undo", "comment page",
+    "queue, held comments grouped", "queue, words longer than the window",
+    "history with decisions and undo", "comment page", "models list (operators)",
+    "a model's evaluation report with its plots",
     "login, wrong password (401)", "error 404 (no such article)",
 ])
 def test_moderator_pages_fit_a_zoomed_window(page, site, name):
@@ -545,3 +564,42 @@ def test_the_key_list_is_readable_in_a_zoomed_window(page, site):
     assert box["x"] >= 0 and box["x"] + box["width"] <= ZOOMED["width"]
     assert box["width"] >= ZOOMED["width"] - 2 * 16 - 1
     assert page.locator("#help dl").evaluate("e => e.scrollWidth <= e.clientWidth")
+
+
+def key_list_heights(page) -> dict:
+    """The key list's height and what its content needs (children, padding, border)."""
+    return page.locator("#help").evaluate("""help => {
+        const style = getComputedStyle(help);
+        const box = help.getBoundingClientRect();
+        const first = help.firstElementChild.getBoundingClientRect();
+        const last = help.lastElementChild.getBoundingClientRect();
+        const edges = ['paddingTop', 'paddingBottom', 'borderTopWidth', 'borderBottomWidth']
+            .reduce((sum, name) => sum + parseFloat(style[name]), 0);
+        const margins = parseFloat(getComputedStyle(help.firstElementChild).marginTop)
+            + parseFloat(getComputedStyle(help.lastElementChild).marginBottom);
+        return {height: box.height, content: last.bottom - first.top + edges + margins,
+                bottom: box.bottom, window: window.innerHeight,
+                scrolls: help.scrollHeight > help.clientHeight};
+    }""")
+
+
+@pytest.mark.parametrize("size", [{"width": 1280, "height": 720},
+                                  {"width": 1280, "height": 1200}, ZOOMED])
+def test_the_key_list_is_as_tall_as_its_content(page, site, size):
+    # It was pinned 10% from the window's top and bottom: 576 px tall at 720 px for
+    # about 300 px of keys, the rest an empty white box over the queue.
+    page.set_viewport_size(size)
+    STATES["queue, key list open"](page, site)
+    heights = key_list_heights(page)
+    assert abs(heights["height"] - heights["content"]) <= 2, heights
+    assert not heights["scrolls"], heights
+
+
+def test_a_key_list_taller_than_the_window_scrolls_in_its_box(page, site):
+    page.set_viewport_size({"width": 320, "height": 240})
+    STATES["queue, key list open"](page, site)
+    heights = key_list_heights(page)
+    assert heights["bottom"] <= heights["window"], heights
+    assert heights["scrolls"], heights
+    page.locator("#help").evaluate("help => { help.scrollTop = help.scrollHeight; }")
+    assert page.locator(".help-close").is_visible()

@@ -195,3 +195,141 @@ def test_a_moderator_away_too_long_is_told_and_returns_to_the_queue(
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/moderate/?sort=age")
     assert page.locator("li.group").count() == 3 and page.locator("#login-notice").count() == 0
+
+
+def test_reject_without_a_reason_then_a_reload_sends_nothing(
+    live_server, page, seeded, redis_client
+):
+    # The refusal used to be the POST's answer, served at /moderate/act: a reload sent
+    # the form again (Chromium's "Confirm Form Resubmission"). Now it is a redirect
+    # back to the queue, at the same row, with the message and the reasons focused.
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/moderate/?sort=age")
+    second = page.locator("li.group").nth(1).get_attribute("data-ids")
+    page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
+    assert page.inner_text("#mod-error") == "Rejecting needs a reason code."
+    assert page.evaluate("document.activeElement.id") == "reject-reason"
+    assert page.eval_on_selector(
+        "#reject-reason", "e => getComputedStyle(e).borderTopColor") == "rgb(179, 0, 27)"
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+    sent = []
+    page.on("request", lambda request: sent.append((request.method, request.url)))
+    page.reload()
+    assert sent and all(method == "GET" for method, _ in sent), sent
+    assert page.dialogs == []
+    assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
+    assert page.locator("#mod-error").count() == 0, "the message is said once"
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+
+def test_after_choosing_a_reason_escape_goes_back_to_the_comment(
+    live_server, page, seeded, redis_client
+):
+    # Keyboard only: the hotkeys do nothing in the reasons list, and the way back to
+    # the row was Tab through the toolbar and every row before it.
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/moderate/?sort=age")
+    second = page.locator("li.group").nth(1).get_attribute("data-ids")
+    page.keyboard.press("j")
+    page.focus("#reject-reason")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#reject-reason") != ""
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement.dataset.ids") == second
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.inner_text(".flash") == f"Rejected {len(second.split(','))} comment(s)."
+    assert {redis_client.hget(keys.comment(cid), "status") for cid in second.split(",")} == {
+        "rejected"}
+
+
+COVERED = """() => {
+    const toolbar = document.querySelector('.toolbar').getBoundingClientRect();
+    const row = document.querySelector('li.group.current').getBoundingClientRect();
+    return {id: document.querySelector('li.group.current').id,
+            covered: Math.max(0, toolbar.bottom - Math.max(row.top, toolbar.top)),
+            toolbar: toolbar.height};
+}"""
+
+
+@pytest.fixture
+def long_queue(redis_client, article_slug):
+    UserStore(redis_client).create("mia", PASSWORD, "moderator")
+    topics = ["rice", "oil", "tourism", "medicine", "ports", "schools", "rail", "banks",
+              "music", "films", "sugar", "coffee"]
+    return [held(redis_client, f"A question about {topic} and the visit, {i} times over.",
+                 article=article_slug, score=0.9 - i / 100) for i, topic in enumerate(topics)]
+
+
+def test_the_row_scrolled_to_is_not_under_the_sticky_toolbar(live_server, page, long_queue):
+    # After a decision the queue comes back at #pos-N, scrolled so that row was at the
+    # window's top: under the toolbar, which hid its author and score (92 px at
+    # 1400 x 900). Moving up with k did the same.
+    page.set_viewport_size({"width": 1000, "height": 600})
+    log_in(page, live_server.url)
+    for _ in range(6):
+        page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    found = page.evaluate(COVERED)
+    assert found["id"] == "pos-6" and found["toolbar"] > 40
+    assert found["covered"] == 0, found
+    for _ in range(6):
+        page.keyboard.press("k")
+        found = page.evaluate(COVERED)
+        assert found["covered"] == 0, found
+    assert found["id"] == "pos-0"
+
+
+def test_a_narrow_window_keeps_the_toolbar_in_its_place(live_server, page, long_queue):
+    # At 320 px the toolbar wraps to five lines; kept on screen it covered 216 of 640 px.
+    page.set_viewport_size({"width": 320, "height": 640})
+    log_in(page, live_server.url)
+    for _ in range(6):
+        page.keyboard.press("j")
+    toolbar = page.locator(".toolbar").bounding_box()
+    assert toolbar["y"] + toolbar["height"] <= 0, "scrolled away with the page"
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    found = page.evaluate(COVERED)
+    assert found["id"] == "pos-6" and found["covered"] == 0, found
+
+
+def test_enter_on_a_checked_row_sends_nothing(live_server, page, seeded, redis_client):
+    # Enter in a checkbox submits its form with the form's first button: that was
+    # "Approve selected", so Enter on a checked row published the selection.
+    log_in(page, live_server.url)
+    box = page.locator("li.group").nth(0).locator("input[name=ids]")
+    box.focus()
+    page.keyboard.press("Space")
+    assert box.is_checked()
+    sent = []
+    page.on("request", lambda request: sent.append(request.method))
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    assert "POST" not in sent and redis_client.xlen(keys.DECISIONS) == 0
+    assert box.is_checked() and page.inner_text("#queue-depth") == "5"
+
+
+def test_enter_on_a_checked_row_without_javascript_changes_nothing(
+    live_server, browser, seeded, redis_client
+):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    log_in(page, live_server.url)
+    box = page.locator("li.group").nth(0).locator("input[name=ids]")
+    box.focus()
+    page.keyboard.press("Space")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.inner_text("#mod-error").startswith("Nothing was changed: Enter does not decide.")
+    assert page.locator("li.group").nth(0).locator("input[name=ids]").is_checked()
+    assert redis_client.xlen(keys.DECISIONS) == 0
+    context.close()

@@ -265,16 +265,16 @@ def test_duplicates_show_as_one_group_and_bulk_reject(alice, redis_client):
     ("data", "status", "message"),
     [
         ({"do": "publish"}, 400, "Unknown action"),
-        ({"do": "approve"}, 400, "Select at least one"),
         ({"do": "reject", "reason": "because"}, 400, "Unknown reason"),
-        ({"do": "reject", "reason": ""}, 400, "needs a reason"),
         ({"do": "approve|nope"}, 404, "no comment"),
     ],
 )
-def test_bad_form_input_rerenders_the_queue(alice, redis_client, data, status, message):
+def test_a_form_the_page_never_sends_rerenders_the_queue(
+    alice, redis_client, data, status, message
+):
     comment = held(redis_client)
     form = queue_form(alice)
-    if data.get("do", "").startswith("reject"):
+    if data.get("do", "") == "reject":
         data = {**data, "ids": [comment.id]}
     before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={**form, **data})
@@ -294,8 +294,99 @@ def test_reject_takes_no_reason_until_the_moderator_chooses_one(alice, redis_cli
     before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={
         **queue_form(alice), "do": "reject", "reason": "", "ids": [comment.id]})
-    assert response.status_code == 400 and "needs a reason" in response.get_data(as_text=True)
+    assert response.status_code == 303
+    assert "needs a reason" in alice.get(response.headers["Location"]).get_data(as_text=True)
     assert snapshot_unstamped(redis_client) == before
+
+
+def refused_form(alice, redis_client, case: str) -> tuple[dict, list]:
+    """A form the queue page can send and the queue refuses, and the comments it names."""
+    texts = ("First remark on the visit", "A question about trade", "Thanks for the report")
+    comments_ = [held(redis_client, text, score=0.9 - i / 10) for i, text in enumerate(texts)]
+    form = {**queue_form(alice, "?sort=age"), "cursor": "1"}
+    one, two = comments_[1], comments_[2]
+    if case == "nothing selected":
+        return {**form, "do": "approve"}, []
+    if case == "enter in a checkbox":  # the form's first button, without JavaScript
+        page = alice.get("/moderate/").get_data(as_text=True).split('id="queue-form"', 1)[1]
+        first_button = re.search(r"<button[^>]*>", page).group(0)
+        assert first_button == '<button type="submit" name="do" value="keep" hidden tabindex="-1">'
+
+        return {**form, "do": "keep", "ids": [one.id]}, [one]
+    if case == "bulk reject without a reason":
+        return {**form, "do": "reject", "reason": "", "ids": [one.id, two.id]}, [one, two]
+    if case == "r key without a reason":
+        return {**form, "do": f"reject|{one.id}", "reason": ""}, []
+    ReviewQueue(redis_client).claim("bob", [one.id])
+    return {**form, "do": "spam", "ids": [one.id, two.id]}, [one, two]
+
+
+REFUSALS = {
+    "nothing selected": ("Select at least one comment first.", "ids"),
+    "enter in a checkbox": ("Nothing was changed: Enter does not decide.", "ids"),
+    "bulk reject without a reason": ("Rejecting needs a reason code.", "reason"),
+    "r key without a reason": ("Rejecting needs a reason code.", "reason"),
+    "claimed by another": ("Nothing was changed: Comment {0} is claimed by bob", "ids"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refusal_the_page_can_lead_to_is_a_redirect_so_a_reload_sends_nothing(
+    alice, redis_client, case
+):
+    # The refusal was the POST's answer, served at /moderate/act: reloading it offered
+    # to send the form again (and, once bob's claim had run out, would have marked
+    # his comment as spam). Now the answer is a 303 back to the queue the form came
+    # from, at the row it was on; the queue says what was refused, once.
+    form, kept = refused_form(alice, redis_client, case)
+    before = snapshot_unstamped(redis_client)
+    response = alice.post("/moderate/act", data=form)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/moderate/?sort=age#pos-1"
+    assert snapshot_unstamped(redis_client) == before
+
+    page = alice.get(response.headers["Location"])
+    html = page.get_data(as_text=True)
+    message, field = REFUSALS[case]
+    message = message.format(kept[0].id if kept else "")
+    assert page.status_code == 200
+    assert re.search(r'<p class="error" role="alert" id="mod-error">([^<]*)</p>', html).group(
+        1).startswith(message)
+    checked = set(re.findall(r'name="ids" value="([^"]+)"[^>]* checked>', html))
+    assert checked == {c.id for c in kept}, "the rows checked before are checked again"
+    reason_select = re.search(r'<select name="reason" id="reject-reason"[^>]*>', html).group(0)
+    if field == "reason":
+        assert 'aria-invalid="true"' in reason_select
+    else:
+        assert "aria-invalid" not in reason_select
+
+    again = alice.get(response.headers["Location"]).get_data(as_text=True)  # a reload
+    assert 'id="mod-error"' not in again and " checked>" not in again  # (grouped: no box)
+    assert snapshot_unstamped(redis_client) == before
+
+
+def test_a_claimed_comment_stays_claimed_after_reject_without_a_reason(alice, redis_client):
+    comment = held(redis_client)
+    ReviewQueue(redis_client).claim("alice", [comment.id])
+    response = alice.post("/moderate/act", data={
+        **queue_form(alice), "do": f"reject|{comment.id}", "reason": ""})
+    html = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Rejecting needs a reason code." in html and "claimed by alice" in html
+    assert ReviewQueue(redis_client).holders([comment.id])[comment.id][0] == "alice"
+    response = alice.post("/moderate/act", data={
+        **queue_form(alice), "do": f"reject|{comment.id}", "reason": "advertising"})
+    assert response.status_code == 303
+    assert comments.get(redis_client, comment.id).status == "rejected"
+
+
+def test_the_selection_kept_over_a_refusal_is_capped_to_fit_a_cookie(alice, redis_client):
+    many = [held(redis_client, f"Comment {i}") for i in range(150)]
+    form = queue_form(alice, "?grouped=0&per_page=200")  # copies, shown one by one
+    response = alice.post("/moderate/act", data={
+        **form, "do": "reject", "reason": "", "ids": [c.id for c in many]})
+    assert len(response.headers["Set-Cookie"]) < 4000
+    html = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert len(re.findall(r'name="ids" value="[^"]+"[^>]* checked>', html)) == 100
 
 
 def test_missing_or_wrong_csrf_is_400_and_changes_nothing(alice, redis_client):
@@ -318,8 +409,9 @@ def test_item_claimed_by_another_is_refused_with_the_holder(alice, redis_client,
     assert "claimed by bob" in html
     before = snapshot_unstamped(redis_client)
     response = alice.post("/moderate/act", data={**queue_form(alice), "do": f"spam|{comment.id}"})
-    assert response.status_code == 409
-    assert "claimed by bob" in response.get_data(as_text=True)
+    assert response.status_code == 303
+    refused = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Nothing was changed: Comment {comment.id} is claimed by bob" in refused
     assert snapshot_unstamped(redis_client) == before
 
 
@@ -490,3 +582,26 @@ def test_a_campaign_of_1000_copies_is_one_row(alice, redis_client):
     assert response.status_code == 303
     assert redis_client.zcard(keys.REVIEW_QUEUE) == 0 and redis_client.xlen(keys.DECISIONS) == 1000
     print(f"\n/moderate with one 1000-copy campaign: {elapsed * 1000:.0f} ms")
+
+
+def test_deciding_the_last_rows_of_the_last_page_shows_the_page_before(alice, redis_client):
+    # The queue came back to the page it was on, now past the end: "Nothing to review"
+    # and "Page 3 of 2", with four comments waiting.
+    texts = ("First remark on the visit", "A question about trade", "Thanks for the report",
+             "The photo is from 2019", "Where is the full statement?")
+    for i, text in enumerate(texts):
+        held(redis_client, text, score=0.9 - i / 10)
+    form = queue_form(alice, "?per_page=2&page=3")
+    last = re.findall(r'name="ids" value="([^"]+)"', alice.get("/moderate/?per_page=2&page=3")
+                      .get_data(as_text=True))
+    assert len(last) == 1
+    response = alice.post("/moderate/act", data={**form, "do": f"approve|{last[0]}"})
+    assert response.headers["Location"] == "/moderate/?per_page=2&page=3#pos-0"
+    html = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Nothing to review" not in html
+    assert "Page 2 of 2" in html and len(re.findall(r'name="ids" value=', html)) == 2
+    assert "Thanks for the report" in html and "The photo is from 2019" in html
+    back = re.search(r'name="back" value="([^"]*)"', html).group(1)
+    assert back == "per_page=2&amp;page=2", "the next decision returns to the page shown"
+    old_link = alice.get("/moderate/?page=9").get_data(as_text=True)
+    assert "Nothing to review" not in old_link and "Thanks for the report" in old_link

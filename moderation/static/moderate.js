@@ -4,6 +4,7 @@
 //   j / k  next / previous comment       a  approve      r  reject (toolbar reason)
 //   x      select / unselect             s  spam         h  ham
 //   ?      show / hide the key list      Esc closes it
+//   Esc    in the reject reasons: back to the current comment (then r)
 (function () {
   "use strict";
 
@@ -14,6 +15,16 @@
   var help = document.getElementById("help");
   var selectedCount = document.getElementById("selected-count");
   var current = -1;
+  var toolbar = form.querySelector(".toolbar");
+
+  // The height the sticky toolbar covers, for the rows' scroll-margin-top (moderate.css).
+  function measureToolbar() {
+    var covers = toolbar && getComputedStyle(toolbar).position === "sticky"
+      ? toolbar.getBoundingClientRect().height : 0;
+    document.documentElement.style.setProperty("--toolbar-height", covers + "px");
+  }
+  measureToolbar();
+  window.addEventListener("resize", measureToolbar);
 
   // The current row is the one the keys act on. j/k also move focus to it, so a
   // screen reader reads it and Tab goes on to its own buttons; focus moving into a
@@ -79,7 +90,22 @@
       || (target && target.isContentEditable);
   }
 
+  var reasons = document.getElementById("reject-reason");
+
   document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && event.target === reasons && rows[current]) {
+      // The keys do nothing in a list (typing): without this a keyboard user who
+      // chose a reason had to Tab through the toolbar and every row before it.
+      move(current, true);
+      event.preventDefault();
+      return;
+    }
+    if (event.key === "Enter" && event.target.name === "ids") {
+      // Enter in a checkbox would send the form with its default button (which changes
+      // nothing, but costs a round trip and the scroll position): nothing to send.
+      event.preventDefault();
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
     var key = event.key;
     if (key === "Escape") { toggleHelp(false); return; }
@@ -119,4 +145,9 @@
   var match = /^#pos-(\d+)$/.exec(window.location.hash);
   move(match ? parseInt(match[1], 10) : 0, false);
   updateSelected();
+  // Reject without a reason came back here: the list to choose from gets focus. Only
+  // once the page has loaded: the browser focuses the #pos-N row after this script.
+  if (reasons && reasons.getAttribute("aria-invalid") === "true") {
+    window.addEventListener("load", function () { reasons.focus(); });
+  }
 })();

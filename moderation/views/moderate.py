@@ -1,8 +1,12 @@
 """The moderator UI at /moderate: the queue, bulk and per-item decisions, history, undo.
 
 Server-rendered and usable without JavaScript; ``static/moderate.js`` adds the
-hotkeys. Every form posts a CSRF token. A refused decision re-renders the queue
-with the reason (and the HTTP status of the refusal); nothing is written then.
+hotkeys. Every form posts a CSRF token. Nothing is written when a request is refused.
+A refusal the page itself can lead to (nothing selected, Reject without a reason, a
+comment another moderator claimed or decided first) goes back to the queue by a 303
+(POST/redirect/GET), which shows the message once with the selection kept: reloading
+that page sends nothing again. A form the page never sends (an unknown action or
+reason code, an id that is nowhere) re-renders the queue with its 4xx status.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_wtf.csrf import CSRFError
@@ -48,6 +53,16 @@ DONE_LABELS = {
     "ham": "Marked as ham (published)",
 }
 UI_ONLY = {"claim": "Claim", "release": "Release"}
+#: The queue form's default button (what Enter in a checkbox presses): changes nothing.
+KEEP = "keep"
+KEEP_MESSAGE = (
+    "Nothing was changed: Enter does not decide. Choose a button for the selected comments."
+)
+#: The session cookie's key for a refusal carried over the redirect back to the queue.
+REFUSAL_KEY = "queue_refusal"
+#: The selected rows kept over that redirect, at most: one id (~20 bytes) each, in a
+#: cookie browsers cap at 4 KB. The default page has 100 rows.
+MAX_KEPT_SELECTION = 100
 _SPACES_RE = re.compile(r"(\s+)")
 
 
@@ -256,7 +271,12 @@ def csrf_failed(error: CSRFError):
 
 
 def render_queue(
-    filters: dict | None = None, *, error: str = "", error_field: str = "", status: int = 200
+    filters: dict | None = None,
+    *,
+    error: str = "",
+    error_field: str = "",
+    status: int = 200,
+    selected: frozenset[str] = frozenset(),
 ):
     if filters is None:
         filters = {
@@ -269,14 +289,24 @@ def render_queue(
             "grouped": True,
         }
     listing = get_queue().list(**filters)
+    query = request.query_string.decode("latin-1")
+    if not listing.groups and filters["page"] > listing.pages:
+        # Past the last page: its last rows were just decided (the queue comes back to
+        # the page it was on) or a link is old. "Nothing to review" with comments
+        # waiting on the pages before was wrong: show the last page.
+        filters = {**filters, "page": listing.pages}
+        listing = get_queue().list(**filters)
+        query = urlencode({**{k: v for k, v in request.args.items() if k != "page"},
+                           "page": listing.page})
     now = time.time()
     html = render_template(
         "moderate/queue.html",
         listing=listing,
         filters=filters,
-        query=request.query_string.decode("latin-1"),
+        query=query,
         error=error,
         error_field=error_field,
+        selected=selected,
         articles=all_articles(),
         reasons=review.REJECT_REASONS,
         actions=ACTION_LABELS,
@@ -297,10 +327,18 @@ def render_queue(
 @bp.get("/")
 @login_required()
 def queue():
+    refusal = session.pop(REFUSAL_KEY, None)
     try:
         filters = parse_filters(request.args, lenient_page=True)
     except BadFilter as exc:
         return render_queue(error=exc.message, error_field=exc.field, status=400)
+    if isinstance(refusal, dict):
+        return render_queue(
+            filters,
+            error=str(refusal.get("message", "")),
+            error_field=str(refusal.get("field", "")),
+            selected=frozenset(str(cid) for cid in refusal.get("selected", [])),
+        )
     return render_queue(filters)
 
 
@@ -314,6 +352,23 @@ def _back_to_queue():
     if re.fullmatch(r"[0-9]{1,9}", cursor):
         target += f"#pos-{int(cursor)}"
     return redirect(target, code=303)
+
+
+def _refused(message: str, field: str):
+    """Back to the queue with a refusal (POST/redirect/GET), so that reloading the page
+    that says so sends nothing again: before, that page was the POST's answer at
+    /moderate/act, and a reload offered to send the same form once more. The queue
+    shows the message once, with the rows that were checked still checked."""
+    selected = [
+        value.split(",", 1)[0].strip()[:64] for value in request.form.getlist("ids")
+        if value.strip()
+    ]
+    session[REFUSAL_KEY] = {
+        "message": message[:1000],
+        "field": field,
+        "selected": selected[:MAX_KEPT_SELECTION],
+    }
+    return _back_to_queue()
 
 
 @bp.post("/act")
@@ -334,14 +389,14 @@ def act():
         filters = parse_filters(_args_from(query), lenient_page=True)
     except BadFilter:
         filters = None
+    if action == KEEP:
+        return _refused(KEEP_MESSAGE, "ids")
     if action not in ACTION_LABELS and action not in UI_ONLY:
         return render_queue(
             filters, error=f"Unknown action '{action[:20]}'.", error_field="do", status=400
         )
     if not ids:
-        return render_queue(
-            filters, error="Select at least one comment first.", error_field="ids", status=400
-        )
+        return _refused("Select at least one comment first.", "ids")
     queue_ = get_queue()
     try:
         if action == "claim":
@@ -357,12 +412,15 @@ def act():
             queue_.decide(user.name, ids, action, reason)
             message = f"{DONE_LABELS[action]} {len(ids)} comment(s)."
     except review.InvalidRequest as exc:
+        if exc.code == "missing_field":  # Reject without a reason chosen
+            return _refused(exc.message, exc.field)
         return render_queue(filters, error=exc.message, error_field=exc.field, status=400)
     except review.Refused as exc:
-        status = 404 if exc.not_found else 409
-        return render_queue(
-            filters, error=f"Nothing was changed: {exc}", error_field="ids", status=status
-        )
+        if exc.not_found:
+            return render_queue(
+                filters, error=f"Nothing was changed: {exc}", error_field="ids", status=404
+            )
+        return _refused(f"Nothing was changed: {exc}", "ids")
     flash(message, "done")
     return _back_to_queue()
 
