@@ -143,3 +143,11 @@ def test_the_report_folder_holds_the_plots_it_links_and_strict_json(report):
     data = json.loads((out / "metrics.json").read_text())
     assert data["protocols"]["tubespam"]["videos"].keys() == summary["tubespam"]["videos"].keys()
     assert data["thresholds"]["publish_below"] < data["thresholds"]["reject_at"]
+
+
+def test_the_report_says_when_the_thresholds_cannot_be_trusted():
+    text = evaluate.render_markdown("v", {}, CV, THRESHOLDS, [],
+                                    ["publish and reject thresholds meet at 0.500: ..."])
+    assert ("**Warning: these thresholds cannot be trusted** (`promote` asks for `--force`):\n\n"
+            "- publish and reject thresholds meet at 0.500: ...") in text
+    assert "cannot be trusted" not in evaluate.render_markdown("v", {}, CV, THRESHOLDS, [])

@@ -53,6 +53,8 @@ def _progress_bar(total: int, desc: str):
 
 def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, corpus) -> dict:
     """Run the protocols for ``version``'s settings, write its report, record the result."""
+    from moderation import model_registry
+
     from . import evaluate, registry, train
 
     bar = _progress_bar(evaluate.PROTOCOL_STEPS, "evaluating protocols")
@@ -62,8 +64,9 @@ def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, cor
     summary = evaluate.summarize(results)
     cv = train.cv_summary(model, corpus.y, train.media(corpus))
     thresholds = {"publish_below": model.publish_below, "reject_at": model.reject_at}
+    warnings = registry.threshold_warnings(model_registry.read_metadata(models_dir, version))
     out = evaluate.write_report(reports_dir, version, summary, cv, thresholds, corpus.y,
-                                model.cv["oof_proba"], results)
+                                model.cv["oof_proba"], results, warnings)
     registry.update_metadata(models_dir, version, {
         "evaluation": {"key": evaluate.key_score(summary), "protocols": summary,
                        "report": str(out)}})
@@ -108,12 +111,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         version, metadata = streaming.train_streaming(
             args.models_dir, files, chunk_size=args.chunk_size, progress=_say
         )
-        print(f"trained streaming model {version} in {metadata['training_seconds']:.1f}s on "
-              f"{metadata['data']['n_texts']} texts; saved to {Path(args.models_dir) / version}")
+        thresholds = metadata["thresholds"]
+        print("\n".join([
+            f"trained streaming model {version} in {metadata['training_seconds']:.1f}s on "
+            f"{metadata['data']['n_texts']} texts ({metadata['data']['n_spam']} spam)",
+            f"  thresholds (from {metadata['holdout']['n']} held-out texts): publish < "
+            f"{thresholds['publish_below']:.3f}, reject >= {thresholds['reject_at']:.3f}",
+            *_threshold_lines(metadata),
+            f"  saved to {Path(args.models_dir) / version}",
+        ]))
+        _say_where_it_stands(args.models_dir, version, metadata)
+        print(f"  total {time.perf_counter() - started:.1f}s")
         return 0
+    added = train.load_extra(args.data or ())
     bar = _progress_bar(3, "training")
     version, model, metadata = train.train_model(
-        args.models_dir, extra=args.data or (), quick=args.quick,
+        args.models_dir, extra=added, quick=args.quick,
         progress=lambda m: (bar.set_postfix_str(m[:40]), bar.update(1)),
     )
     bar.update(1)
@@ -132,25 +145,44 @@ def cmd_train(args: argparse.Namespace) -> int:
           if "comments" in cv else []),
         *(_medium_line(name, m) for name, m in cv.get("by_medium", {}).items()),
         *(f"  warning: {w}" for w in _too_small_to_judge(cv.get("by_medium", {}))),
+        *_threshold_lines(metadata),
         f"  saved to {Path(args.models_dir) / version}",
     ]
     print("\n".join(lines))
     if not args.no_report:
-        corpus = datasets.load_shipped()
-        for path in args.data or ():
-            corpus.extend(datasets.load_labelled(path, require_both_classes=False))
+        corpus = datasets.load_shipped().extend(added)
         done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
         _print_protocols(done["summary"])
         print(f"  report: {done['report'] / 'report.md'}")
-    from moderation import model_registry
-
-    current = model_registry.current_from_file(args.models_dir)
-    if current == version:
-        print("  this is the first model: it is now current")
-    else:
-        print(f"  current is still {current}; `python -m training promote {version}` to switch")
+    _say_where_it_stands(args.models_dir, version, metadata)
     print(f"  total {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def _threshold_lines(metadata: dict[str, Any]) -> list[str]:
+    """The summary's warnings about a new version's thresholds (none when they are sound)."""
+    from . import registry
+
+    return [f"  warning: {w}" for w in registry.threshold_warnings(metadata)]
+
+
+def _say_where_it_stands(models_dir: Path, version: str, metadata: dict[str, Any]) -> None:
+    """Whether the new version is current, and what it takes to make it so."""
+    from moderation import model_registry
+
+    from . import registry
+
+    current = model_registry.current_from_file(models_dir)
+    doubtful = registry.threshold_warnings(metadata)
+    if current == version:
+        print("  this is the first model: it is now current"
+              + (" despite the threshold warnings above; train on more data and promote "
+                 "the new version" if doubtful else ""))
+    elif doubtful:
+        print(f"  current is still {current}; its thresholds cannot be trusted (warnings "
+              f"above), so `python -m training promote {version}` needs --force")
+    else:
+        print(f"  current is still {current}; `python -m training promote {version}` to switch")
 
 
 def _medium_line(name: str, m: dict[str, Any]) -> str:
@@ -279,6 +311,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
         # rollback still returns to the version before this one.
         print(f"{args.version} is already the current version; nothing changed")
         return 0
+    doubtful = registry.threshold_warnings(model_registry.read_metadata(args.models_dir,
+                                                                        args.version))
+    if doubtful and not args.force:
+        raise CLIError(f"refusing to promote {args.version}: its thresholds cannot be trusted "
+                       f"({'; '.join(doubtful)}); use --force to promote anyway")
     if current and not args.force:
         if not registry.has_evaluation(args.models_dir, args.version):
             raise CLIError(f"refusing to promote {args.version}: cannot compare it with current "
@@ -310,9 +347,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from moderation import model_registry
     from moderation.scoring import load_scorer
 
-    from . import datasets, evaluate
+    from . import datasets, evaluate, registry
 
     if args.data is None:
         return _evaluate_version(args)
@@ -327,6 +365,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(len(chunk))
     bar.close()
     m = evaluate.metrics(corpus.y, proba, scorer.publish_below, scorer.reject_at)
+    # The shares below are only as good as the thresholds: say when those are not.
+    doubtful = registry.threshold_warnings(
+        model_registry.read_metadata(args.models_dir, scorer.version))
     out = {
         "model_version": scorer.version,
         "data": str(args.data),
@@ -335,12 +376,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "mcc": m["mcc"], "f1": m["f1"], "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
         "ham_rejected": m["blocked_ham"], "ham_queued": m["ham_queued"],
         "spam_published": m["spam_published"], "spam_queued": m["spam_queued"],
+        "threshold_warnings": doubtful,
     }
     print(f"model {scorer.version} on {args.data} ({m['n']} texts, {m['n_spam']} spam)")
     print(f"  MCC {m['mcc']:.3f}  F1 {m['f1']:.3f}  accuracy {m['accuracy']:.3f}  "
           f"ROC AUC {m['roc_auc']:.4f}")
     print(f"  ham: rejected {m['blocked_ham']:.2%}, queued {m['ham_queued']:.2%}   "
           f"spam: published {m['spam_published']:.2%}, queued {m['spam_queued']:.2%}")
+    for warning in doubtful:
+        print(f"  warning: the model's thresholds cannot be trusted: {warning}")
     if args.json:
         try:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

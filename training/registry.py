@@ -243,6 +243,22 @@ def update_metadata(models_dir: str | Path, version: str, updates: dict[str, Any
 TOLERANCE = 0.005
 
 
+def threshold_warnings(metadata: dict[str, Any]) -> list[str]:
+    """Why a version's thresholds cannot be trusted, as recorded when it was trained.
+
+    Versions saved before the warnings were recorded are checked for the one case their
+    thresholds alone show: publishing and rejecting meet, so nothing is held for review.
+    """
+    if "threshold_warnings" in metadata:
+        return list(metadata["threshold_warnings"])
+    thresholds = metadata.get("thresholds", {})
+    publish, reject = thresholds.get("publish_below"), thresholds.get("reject_at")
+    if isinstance(publish, int | float) and isinstance(reject, int | float) and publish >= reject:
+        return [f"publish and reject thresholds meet at {reject:.3f}: no comment is ever held "
+                "for review"]
+    return []
+
+
 def has_evaluation(models_dir: str | Path, version: str) -> bool:
     """Whether ``version`` has protocol results to be compared by."""
     return bool(model_registry.read_metadata(models_dir, version).get("evaluation", {}).get("key"))
