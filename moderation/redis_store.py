@@ -41,6 +41,11 @@ def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
 
 
+def redacted(url: str) -> str:
+    """``url`` with its user and password hidden, fit for an error message or a log."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
 def cli_redis_errors(command):
     """A `flask` CLI command whose Redis does not answer ends with one line naming the
     server (its password hidden), exit status 1, instead of redis-py's traceback."""
@@ -50,7 +55,7 @@ def cli_redis_errors(command):
         try:
             return command(*args, **kwargs)
         except redis.RedisError as exc:
-            url = re.sub(r"//[^/@]*@", "//***@", current_app.config.get("REDIS_URL") or "")
+            url = redacted(current_app.config.get("REDIS_URL") or "")
             raise click.ClickException(f"cannot reach Redis at {url}: {exc}") from None
 
     return wrapper

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -304,7 +305,9 @@ def test_promoting_the_current_version_says_so_and_rollback_still_goes_back(
         assert out.strip() == f"{new} is already the current version; nothing changed"
     assert env.lrange(keys.MODEL_HISTORY, 0, -1) == [old]
     code, out, _ = run(capsys, "--models-dir", folder, "rollback")
-    assert code == 0 and out.strip() == f"rolled back {new} -> {old}"
+    assert code == 0 and out.splitlines()[0] == f"rolled back {new} -> {old}"
+    assert out.splitlines()[1] == (f"  recorded in Redis at {os.environ['REDIS_URL']} "
+                                   f"(REDIS_URL) and {folder / 'CURRENT'}")
     assert env.get(keys.MODEL_CURRENT) == old
 
 
@@ -593,3 +596,35 @@ def test_a_model_trained_on_the_shipped_data_has_sound_thresholds(models_dir):
     current = (models_dir / "CURRENT").read_text().strip()
     assert json.loads((models_dir / current / "metadata.json").read_text())[
         "threshold_warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://:s3cret@127.0.0.1:{port}/0",
+         "cannot reach Redis at redis://***@127.0.0.1:{port}/0 (REDIS_URL): "),
+        ("localhost:6379", "configuration error: REDIS_URL: expected a URL starting redis://"),
+    ],
+)
+@pytest.mark.parametrize("command", ["promote", "rollback", "shadow"])
+def test_redis_commands_name_the_redis_they_tried_without_its_password(
+    capsys, monkeypatch, models, url, message, command
+):
+    folder, _, new = models
+    port = 1  # tcpmux: nothing listens there
+    monkeypatch.setenv("REDIS_URL", url.format(port=port))
+    code, _, err = run(capsys, "--models-dir", folder, command,
+                       *([new] if command != "rollback" else []))
+    one_line_error(code, err, message.format(port=port))
+    assert "s3cret" not in err
+
+
+def test_without_redis_url_the_embedded_redis_is_named(capsys, monkeypatch, tmp_path, models):
+    folder, _, new = models
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    monkeypatch.setenv("MODERATION_VAR_DIR", str(a_file))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", new)
+    one_line_error(code, err, f"cannot start the embedded Redis under {a_file / 'redis'} "
+                              "(REDIS_URL is unset): ")

@@ -236,20 +236,35 @@ def cmd_export_serving(args: argparse.Namespace) -> int:
 
 def _redis():
     """REDIS_URL, else the service's embedded server under var/redis (started if needed)."""
-    from moderation.redis_store import connect
+    return _redis_and_where()[0]
 
-    url = os.environ.get("REDIS_URL")
-    if not url:
+
+def _redis_and_where():
+    """(client, which Redis it is, in words with no password) for messages."""
+    from moderation.config import ConfigError, redis_url
+    from moderation.redis_store import connect, redacted
+
+    try:
+        url = redis_url()
+    except ConfigError as exc:
+        raise CLIError(f"configuration error: {exc}") from None
+    if url:
+        where = f"Redis at {redacted(url)} (REDIS_URL)"
+    else:
         from moderation.embedded_redis import EmbeddedRedis
 
         var_dir = Path(os.environ.get("MODERATION_VAR_DIR") or PROJECT_ROOT / "var")
-        url = EmbeddedRedis(var_dir / "redis").start()
+        where = f"the embedded Redis under {var_dir / 'redis'} (REDIS_URL is unset)"
+        try:
+            url = EmbeddedRedis(var_dir / "redis").start()
+        except (OSError, RuntimeError) as exc:
+            raise CLIError(f"cannot start {where}: {exc}") from None
     client = connect(url)
     try:
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any connection failure is one clear line
-        raise CLIError(f"cannot reach Redis at {url}: {exc}") from None
-    return client
+        raise CLIError(f"cannot reach {where}: {exc}") from None
+    return client, where
 
 
 def _current(models_dir: Path, client=None) -> str | None:
@@ -304,7 +319,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from . import registry
 
     registry.require_version(args.models_dir, args.version)
-    client = _redis()
+    client, where = _redis_and_where()
     current = _current(args.models_dir, client)
     if current == args.version:
         # Nothing to switch; registry.promote would not touch the history either, so
@@ -330,15 +345,17 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"promoted {args.version} (was {previous or 'none'}); running workers switch within "
           f"MODEL_RELOAD_SECONDS. thresholds: publish < {meta['thresholds']['publish_below']:.3f}, "
           f"reject >= {meta['thresholds']['reject_at']:.3f}")
+    print(f"  recorded in {where} and {Path(args.models_dir) / 'CURRENT'}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from . import registry
 
-    client = _redis()
+    client, where = _redis_and_where()
     old, new = registry.rollback(args.models_dir, client)
     print(f"rolled back {old} -> {new}")
+    print(f"  recorded in {where} and {Path(args.models_dir) / 'CURRENT'}")
     return 0
 
 
