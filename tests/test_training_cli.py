@@ -628,3 +628,21 @@ def test_without_redis_url_the_embedded_redis_is_named(capsys, monkeypatch, tmp_
     code, _, err = run(capsys, "--models-dir", folder, "promote", new)
     one_line_error(code, err, f"cannot start the embedded Redis under {a_file / 'redis'} "
                               "(REDIS_URL is unset): ")
+
+
+def test_ctrl_c_during_the_evaluation_says_the_version_is_saved_without_it(
+    capsys, monkeypatch, tmp_path
+):
+    def interrupted(*args):
+        raise KeyboardInterrupt  # what SIGINT raises in the main thread
+
+    monkeypatch.setattr(cli, "_evaluate_into", interrupted)
+    folder = tmp_path / "models"
+    code, _, err = run(capsys, "--models-dir", folder, "--reports-dir", tmp_path / "reports",
+                       "train", "--quick")
+    (version,) = [p.name for p in folder.iterdir() if p.is_dir()]
+    assert code == 130
+    assert err == (f"error: interrupted: {version} is saved without its evaluation; "
+                   f"`python -m training evaluate --version {version}` runs it\n")
+    assert sorted(p.name for p in (folder / version).iterdir()) == [
+        "metadata.json", "model.skops", "serving.npz"]

@@ -151,7 +151,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if not args.no_report:
         corpus = datasets.load_shipped().extend(added)
-        done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+        try:
+            done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+        except KeyboardInterrupt:
+            # The version is whole (saved atomically); only its evaluation is missing.
+            raise KeyboardInterrupt(
+                f"interrupted: {version} is saved without its evaluation; `python -m "
+                f"training evaluate --version {version}` runs it") from None
         _print_protocols(done["summary"])
         print(f"  report: {done['report'] / 'report.md'}")
     _say_where_it_stands(args.models_dir, version, metadata)
@@ -600,8 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ModelNotFound, ArtifactError, CLIError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # Every write is atomic: an interrupted command leaves no half-written file.
+        print(f"error: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader of our output went away (`train | head`): whatever was saved is
