@@ -646,3 +646,15 @@ def test_ctrl_c_during_the_evaluation_says_the_version_is_saved_without_it(
                    f"`python -m training evaluate --version {version}` runs it\n")
     assert sorted(p.name for p in (folder / version).iterdir()) == [
         "metadata.json", "model.skops", "serving.npz"]
+
+
+def test_two_first_trainings_at_once_leave_the_first_to_finish_current(tmp_path, monkeypatch):
+    """Both looked before either wrote: the second must not replace the first's CURRENT."""
+    from moderation import model_registry
+    from training import registry
+
+    monkeypatch.setattr(model_registry, "current_from_file", lambda models_dir: None)
+    assert registry.ensure_current(tmp_path, "20000101-000000-aaaaaa") is True
+    assert registry.ensure_current(tmp_path, "20000101-000001-bbbbbb") is False
+    assert (tmp_path / "CURRENT").read_text() == "20000101-000000-aaaaaa\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["CURRENT"]

@@ -170,10 +170,24 @@ def write_current_file(models_dir: str | Path, version: str) -> None:
 
 
 def ensure_current(models_dir: str | Path, version: str) -> bool:
-    """Make ``version`` current if nothing is current yet; True if it did."""
+    """Make ``version`` current if nothing is current yet; True if it did.
+
+    Two first trainings at once both find nothing current: a hard link creates
+    ``CURRENT`` only if it is still absent, so the first to finish stays current.
+    """
     if model_registry.current_from_file(models_dir):
         return False
-    write_current_file(models_dir, version)
+    path = Path(models_dir) / CURRENT_FILE
+    tmp = path.with_name(f".{CURRENT_FILE}.{secrets.token_hex(4)}")
+    tmp.write_text(version + "\n", encoding="utf-8")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        if path.read_text(encoding="utf-8").strip():  # another run's version
+            return False
+        os.replace(tmp, path)  # an empty CURRENT names no version: take its place
+    finally:
+        tmp.unlink(missing_ok=True)
     return True
 
 
