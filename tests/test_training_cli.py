@@ -658,3 +658,19 @@ def test_two_first_trainings_at_once_leave_the_first_to_finish_current(tmp_path,
     assert registry.ensure_current(tmp_path, "20000101-000001-bbbbbb") is False
     assert (tmp_path / "CURRENT").read_text() == "20000101-000000-aaaaaa\n"
     assert [p.name for p in tmp_path.iterdir()] == ["CURRENT"]
+
+
+def test_promote_says_how_to_compare_a_streaming_model_it_cannot_compare(
+    capsys, tiny_streaming, env
+):
+    """`evaluate --version` refuses a streaming model, so it is not the way to name."""
+    folder, old, version, _ = tiny_streaming
+    meta_path = folder / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["threshold_warnings"] = []  # as a large streaming run gets
+    meta_path.write_text(json.dumps(meta))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", version)
+    one_line_error(code, err, f"refusing to promote {version}: cannot compare it with current "
+                              f"{old}, it has no evaluation; `python -m training shadow "
+                              f"{version}` or `evaluate --data FILE --version {version}` "
+                              "compares a streaming model, then use --force")

@@ -22,6 +22,12 @@ from .datasets import DataError
 
 EXIT_ERROR = 2
 
+#: What `--data` reads, for the help of every command that takes it.
+DATA_FORMATS = ("JSONL (text, label[, source]) or CSV with those columns in any case, "
+                "delimited by ',', ';' or tab (Excel's CSV works), UTF-8 with or without a "
+                "BOM; label spam/ham, 1/0 or true/false; a YouTube Spam Collection CSV "
+                "(CONTENT, CLASS) works as downloaded; a pipe such as <(zcat f.csv.gz) too")
+
 
 class CLIError(RuntimeError):
     """An expected operator error: printed as one line, exit status 2."""
@@ -339,9 +345,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
                        f"({'; '.join(doubtful)}); use --force to promote anyway")
     if current and not args.force:
         if not registry.has_evaluation(args.models_dir, args.version):
+            how = (f"`python -m training shadow {args.version}` or `evaluate --data FILE "
+                   f"--version {args.version}` compares a streaming model, then use --force"
+                   if _is_streaming(args.models_dir, args.version) else
+                   f"`python -m training evaluate --version {args.version}` runs the "
+                   "protocols, or use --force")
             raise CLIError(f"refusing to promote {args.version}: cannot compare it with current "
-                           f"{current}, it has no evaluation; `python -m training evaluate "
-                           f"--version {args.version}` runs the protocols, or use --force")
+                           f"{current}, it has no evaluation; {how}")
         worse = registry.compare(args.models_dir, args.version, current)
         if worse:
             raise CLIError(f"refusing to promote {args.version}: worse than current {current} "
@@ -353,6 +363,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
           f"reject >= {meta['thresholds']['reject_at']:.3f}")
     print(f"  recorded in {where} and {Path(args.models_dir) / 'CURRENT'}")
     return 0
+
+
+def _is_streaming(models_dir: Path, version: str) -> bool:
+    from moderation import model_registry
+
+    return model_registry.read_metadata(models_dir, version).get("kind") == "streaming"
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -509,12 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a new model version on all shipped data (YouTube + SMS) "
                        "plus any labelled files given with --data; choose C by grouped "
                        "cross-validation; save it under MODELS_DIR/<version>/. The first "
-                       "model becomes current; later ones need `promote`.")
+                       "model becomes current; later ones need `promote`. Thresholds that "
+                       "cannot be trusted (they meet, so nothing is held for review; too "
+                       "few examples of a class chose them; a budget not met) are warned "
+                       "about, recorded, and make `promote` ask for --force.")
     p.add_argument("--data", action="append", type=Path, metavar="FILE",
-                   help="extra labelled JSONL/CSV file (text, label[, source]; or a YouTube "
-                   "Spam Collection CSV with CONTENT, CLASS); repeatable")
+                   help="extra labelled file, repeatable: " + DATA_FORMATS)
     p.add_argument("--quick", action="store_true",
-                   help="skip the hyper-parameter search (a few seconds; for tests)")
+                   help="skip the search over C (takes the default; about half the time; for "
+                   "tests and the first model)")
     p.add_argument("--no-report", action="store_true",
                    help="skip the evaluation protocols and the report (much faster)")
     p.add_argument("--streaming", action="store_true",
@@ -549,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "thresholds; print MCC, F1, accuracy, ROC AUC and the shares of ham "
                        "rejected/queued and spam published/queued. Without --data: re-run the "
                        "three protocols for a version and rewrite reports/<version>/.")
-    p.add_argument("--data", type=Path, metavar="FILE", help="labelled JSONL or CSV file")
+    p.add_argument("--data", type=Path, metavar="FILE", help="labelled file: " + DATA_FORMATS)
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics here")
     p.add_argument("--version", help="model version (default: the current one)")
     p.set_defaults(func=cmd_evaluate)
@@ -569,17 +588,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_decisions)
 
     p = sub.add_parser("promote", help="make a version current in every running worker",
-                       description="Record VERSION as current in Redis (and models/CURRENT); "
-                       "workers switch within MODEL_RELOAD_SECONDS. Refused when VERSION is "
-                       "worse than the current model on the evaluation protocols, or has no "
-                       "evaluation to compare (`evaluate --version VERSION` runs them).")
+                       description="Record VERSION as current in Redis (REDIS_URL, else the "
+                       "embedded server under var/redis) and models/CURRENT; workers switch "
+                       "within MODEL_RELOAD_SECONDS. Refused, unless --force, when VERSION's "
+                       "thresholds cannot be trusted (train's warnings: they meet, or were "
+                       "chosen from too few examples), when it is worse than the current "
+                       "model on the evaluation protocols, or has no evaluation to compare "
+                       "(`evaluate --version VERSION` runs them; a streaming model has none: "
+                       "compare it with `shadow` or `evaluate --data`).")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("--force", action="store_true", help="promote even if it looks worse")
+    p.add_argument("--force", action="store_true",
+                   help="promote even if it looks worse, has no evaluation or its thresholds "
+                   "cannot be trusted")
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="return to the previously current version",
                        description="Make the version that was current before the last promote "
-                       "current again.")
+                       "current again (in Redis: REDIS_URL, else the embedded server under "
+                       "var/redis; and models/CURRENT).")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("shadow", help="compare a candidate with the current model on decisions",
