@@ -122,6 +122,12 @@ def _redis_url(name: str) -> str | None:
     return value
 
 
+def redis_url() -> str | None:
+    """``REDIS_URL`` checked as the service checks it (None: unset, use the embedded one);
+    for commands that need Redis without the app's whole configuration."""
+    return _redis_url("REDIS_URL")
+
+
 def _rate_limit(name: str, default: str) -> str:
     from limits import parse_many
 

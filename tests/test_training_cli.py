@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -304,7 +305,9 @@ def test_promoting_the_current_version_says_so_and_rollback_still_goes_back(
         assert out.strip() == f"{new} is already the current version; nothing changed"
     assert env.lrange(keys.MODEL_HISTORY, 0, -1) == [old]
     code, out, _ = run(capsys, "--models-dir", folder, "rollback")
-    assert code == 0 and out.strip() == f"rolled back {new} -> {old}"
+    assert code == 0 and out.splitlines()[0] == f"rolled back {new} -> {old}"
+    assert out.splitlines()[1] == (f"  recorded in Redis at {os.environ['REDIS_URL']} "
+                                   f"(REDIS_URL) and {folder / 'CURRENT'}")
     assert env.get(keys.MODEL_CURRENT) == old
 
 
@@ -491,3 +494,183 @@ def test_train_adds_a_file_of_one_class_to_the_shipped_data(tmp_path, models_dir
                          "--data", str(approvals)])
     assert code == 0, out.getvalue()
     assert len([v for v in folder.iterdir() if v.is_dir()]) == 2
+
+
+def write_tiny(path: Path) -> Path:
+    """A few dozen spam and ham comments, easy to tell apart, of which `train --streaming`
+    holds out at least one of each class (fewer than that is refused)."""
+    from training.streaming import _held_out
+
+    rows, held = [], set()
+    i = 0
+    while i < 20 or held != {"spam", "ham"}:
+        assert i < 1000, "no text of one class is held out"
+        word = "".join(chr(ord("a") + int(digit)) for digit in str(i))  # digits normalize alike
+        for text, label in ((f"Check out my channel {word} http://bit.ly/x subscribe!!!", "spam"),
+                            (f"Her voice in the chorus is amazing, {word}", "ham")):
+            rows.append({"text": text, "label": label})
+            if _held_out(text):
+                held.add(label)
+        i += 1
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def tiny_streaming(capsys, tmp_path, models) -> tuple[Path, str, str, str]:
+    """(models folder, current version, a streaming version trained on 40 texts, train's
+    summary) next to a sound current version."""
+    folder, old, _ = models
+    code, out, err = run(capsys, "--models-dir", folder, "train", "--streaming", "--data",
+                         write_tiny(tmp_path / "tiny.jsonl"))
+    assert code == 0, err
+    version = out.split()[3]
+    return folder, old, version, out
+
+
+def test_a_tiny_streaming_run_says_its_thresholds_cannot_be_trusted(tiny_streaming):
+    folder, old, version, out = tiny_streaming
+    meta = json.loads((folder / version / "metadata.json").read_text())
+    assert meta["thresholds"] == {"publish_below": 0.5, "reject_at": 0.5}
+    warnings = meta["threshold_warnings"]
+    assert warnings[0] == ("publish and reject thresholds meet at 0.500: no comment is ever "
+                           "held for review")
+    assert warnings[1].startswith("thresholds chosen from too few examples: ")
+    assert "thresholds (from 2 held-out texts): publish < 0.500, reject >= 0.500" in out
+    for warning in warnings:
+        assert f"  warning: {warning}\n" in out
+    assert (f"current is still {old}; its thresholds cannot be trusted (warnings above), so "
+            f"`python -m training promote {version}` needs --force") in out
+
+
+def test_promote_refuses_thresholds_that_cannot_be_trusted_unless_forced(
+    capsys, tiny_streaming, env
+):
+    folder, old, version, _ = tiny_streaming
+    code, _, err = run(capsys, "--models-dir", folder, "promote", version)
+    one_line_error(code, err, f"refusing to promote {version}: its thresholds cannot be "
+                              "trusted (publish and reject thresholds meet at 0.500")
+    assert "--force" in err
+    assert env.get(keys.MODEL_CURRENT) is None
+    assert (folder / "CURRENT").read_text().strip() == old
+    code, out, _ = run(capsys, "--models-dir", folder, "promote", version, "--force")
+    assert code == 0 and f"promoted {version} (was {old})" in out
+    assert env.get(keys.MODEL_CURRENT) == version
+
+
+def test_promote_refuses_an_older_version_whose_thresholds_meet(capsys, models, env):
+    """Saved before the warnings were recorded: its thresholds alone show the problem."""
+    folder, _, new = models
+    meta_path = folder / new / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert "threshold_warnings" in meta
+    del meta["threshold_warnings"]
+    meta["thresholds"] = {"publish_below": 0.62, "reject_at": 0.62}
+    meta_path.write_text(json.dumps(meta))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", new)
+    one_line_error(code, err, "publish and reject thresholds meet at 0.620")
+
+
+def test_the_first_model_of_a_tiny_run_is_current_with_its_warnings_said(capsys, tmp_path):
+    folder = tmp_path / "models"
+    code, out, _ = run(capsys, "--models-dir", folder, "train", "--streaming", "--data",
+                       write_tiny(tmp_path / "tiny.jsonl"))
+    assert code == 0
+    assert ("this is the first model: it is now current despite the threshold warnings "
+            "above") in out
+
+
+def test_evaluate_repeats_the_models_threshold_warnings(capsys, tmp_path, tiny_streaming):
+    folder, _, version, _ = tiny_streaming
+    out_json = tmp_path / "m.json"
+    code, out, _ = run(capsys, "--models-dir", folder, "evaluate", "--version", version,
+                       "--data", tmp_path / "tiny.jsonl", "--json", out_json)
+    assert code == 0
+    assert ("  warning: the model's thresholds cannot be trusted: publish and reject "
+            "thresholds meet at 0.500") in out
+    assert json.loads(out_json.read_text())["threshold_warnings"][0].startswith(
+        "publish and reject thresholds meet")
+
+
+def test_a_model_trained_on_the_shipped_data_has_sound_thresholds(models_dir):
+    current = (models_dir / "CURRENT").read_text().strip()
+    assert json.loads((models_dir / current / "metadata.json").read_text())[
+        "threshold_warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://:s3cret@127.0.0.1:{port}/0",
+         "cannot reach Redis at redis://***@127.0.0.1:{port}/0 (REDIS_URL): "),
+        ("localhost:6379", "configuration error: REDIS_URL: expected a URL starting redis://"),
+    ],
+)
+@pytest.mark.parametrize("command", ["promote", "rollback", "shadow"])
+def test_redis_commands_name_the_redis_they_tried_without_its_password(
+    capsys, monkeypatch, models, url, message, command
+):
+    folder, _, new = models
+    port = 1  # tcpmux: nothing listens there
+    monkeypatch.setenv("REDIS_URL", url.format(port=port))
+    code, _, err = run(capsys, "--models-dir", folder, command,
+                       *([new] if command != "rollback" else []))
+    one_line_error(code, err, message.format(port=port))
+    assert "s3cret" not in err
+
+
+def test_without_redis_url_the_embedded_redis_is_named(capsys, monkeypatch, tmp_path, models):
+    folder, _, new = models
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    monkeypatch.setenv("MODERATION_VAR_DIR", str(a_file))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", new)
+    one_line_error(code, err, f"cannot start the embedded Redis under {a_file / 'redis'} "
+                              "(REDIS_URL is unset): ")
+
+
+def test_ctrl_c_during_the_evaluation_says_the_version_is_saved_without_it(
+    capsys, monkeypatch, tmp_path
+):
+    def interrupted(*args):
+        raise KeyboardInterrupt  # what SIGINT raises in the main thread
+
+    monkeypatch.setattr(cli, "_evaluate_into", interrupted)
+    folder = tmp_path / "models"
+    code, _, err = run(capsys, "--models-dir", folder, "--reports-dir", tmp_path / "reports",
+                       "train", "--quick")
+    (version,) = [p.name for p in folder.iterdir() if p.is_dir()]
+    assert code == 130
+    assert err == (f"error: interrupted: {version} is saved without its evaluation; "
+                   f"`python -m training evaluate --version {version}` runs it\n")
+    assert sorted(p.name for p in (folder / version).iterdir()) == [
+        "metadata.json", "model.skops", "serving.npz"]
+
+
+def test_two_first_trainings_at_once_leave_the_first_to_finish_current(tmp_path, monkeypatch):
+    """Both looked before either wrote: the second must not replace the first's CURRENT."""
+    from moderation import model_registry
+    from training import registry
+
+    monkeypatch.setattr(model_registry, "current_from_file", lambda models_dir: None)
+    assert registry.ensure_current(tmp_path, "20000101-000000-aaaaaa") is True
+    assert registry.ensure_current(tmp_path, "20000101-000001-bbbbbb") is False
+    assert (tmp_path / "CURRENT").read_text() == "20000101-000000-aaaaaa\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["CURRENT"]
+
+
+def test_promote_says_how_to_compare_a_streaming_model_it_cannot_compare(
+    capsys, tiny_streaming, env
+):
+    """`evaluate --version` refuses a streaming model, so it is not the way to name."""
+    folder, old, version, _ = tiny_streaming
+    meta_path = folder / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["threshold_warnings"] = []  # as a large streaming run gets
+    meta_path.write_text(json.dumps(meta))
+    code, _, err = run(capsys, "--models-dir", folder, "promote", version)
+    one_line_error(code, err, f"refusing to promote {version}: cannot compare it with current "
+                              f"{old}, it has no evaluation; `python -m training shadow "
+                              f"{version}` or `evaluate --data FILE --version {version}` "
+                              "compares a streaming model, then use --force")

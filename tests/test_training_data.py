@@ -327,3 +327,133 @@ def test_comment_probabilities_are_calibrated_on_comments_not_on_the_sms_mix():
     comments = np.array([m == "youtube" for m in media])
     assert chosen.calibrated_on == comments.sum()
     assert chosen.oof_proba[comments].mean() == pytest.approx(corpus.y[comments].mean(), abs=2e-3)
+
+
+def test_threshold_warnings_name_thresholds_that_meet_too_few_examples_and_missed_budgets():
+    # A perfectly separated handful (a tiny `train --streaming` hold-out): 0.5 / 0.5.
+    proba, y = np.array([0.2, 0.8]), np.array([0, 1])
+    publish_below, reject_at = pipeline.choose_thresholds(proba, y)
+    assert (publish_below, reject_at) == (0.5, 0.5)
+    meet, few = pipeline.threshold_warnings(proba, y, publish_below, reject_at)
+    assert meet == "publish and reject thresholds meet at 0.500: no comment is ever held for review"
+    assert few.startswith("thresholds chosen from too few examples: 1 ham and 1 spam (the 0.5% "
+                          "ham budget needs 200 ham, the 2% spam budget 50 spam)")
+    # Enough of both, but ham scored 1.0 (the cap): the ham budget cannot be met.
+    rng = np.random.default_rng(2)
+    proba = np.r_[rng.beta(1, 8, 990), np.ones(10), rng.beta(8, 1, 100)]
+    y = np.r_[np.zeros(1000, int), np.ones(100, int)]
+    publish_below, reject_at = pipeline.choose_thresholds(proba, y, media=["youtube"] * 1100)
+    assert reject_at == 1.0
+    assert pipeline.threshold_warnings(proba, y, publish_below, reject_at,
+                                       media=["youtube"] * 1100) == [
+        "ham budget not met in youtube: 1.00% of ham rejected (budget 0.5%)"]
+
+
+def test_thresholds_chosen_from_enough_examples_draw_no_warning():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(2000, int), np.ones(500, int)]
+    proba = np.clip(np.r_[rng.beta(1, 8, 2000), rng.beta(8, 1, 500)], 0, 1)
+    assert pipeline.threshold_warnings(proba, y, *pipeline.choose_thresholds(proba, y)) == []
+    assert (pipeline.min_examples(pipeline.MAX_HAM_REJECTED),
+            pipeline.min_examples(pipeline.MAX_SPAM_PUBLISHED)) == (200, 50)
+
+
+def both_loaders(path):
+    """(texts, labels) as `train --data` and as `train --streaming` read ``path``."""
+    from training import streaming
+
+    corpus = datasets.load_labelled(path)
+    rows = list(streaming.iter_rows(path))
+    return (corpus.texts, corpus.labels), ([t for t, _ in rows], [label for _, label in rows])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "texts", "labels"),
+    [
+        # Excel's "CSV UTF-8": a byte order mark and CRLF line ends.
+        ("bom.csv", b"\xef\xbb\xbftext,label\r\nBuy now http://x.co,spam\r\nnice song,ham\r\n",
+         ["Buy now http://x.co", "nice song"], [1, 0]),
+        ("bom.jsonl", b'\xef\xbb\xbf{"text": "win", "label": 1}\r\n{"text": "ok", "label": 0}\r\n',
+         ["win", "ok"], [1, 0]),
+        # Excel where "," is the decimal mark: ";", quoted fields over lines, blank lines.
+        ("excel.csv", b'Text;Label\r\n"Buy now; cheap\r\nhttp://x.co";SPAM\r\n\r\n"nice";Ham\r\n;\r\n',
+         ["Buy now; cheap\r\nhttp://x.co", "nice"], [1, 0]),
+        ("tabs.csv", b"TEXT\tLABEL\nwin big\ttrue\nhello\tfalse\n", ["win big", "hello"], [1, 0]),
+        ("upper.csv", b"Text,Label,Source\nfree money,1,blog\nnice,0\n", ["free money", "nice"],
+         [1, 0]),
+    ],
+)
+def test_files_as_operators_save_them_load_alike_in_both_readers(tmp_path, name, content,
+                                                                 texts, labels):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert both_loaders(path) == ((texts, labels), (texts, labels))
+
+
+def test_a_row_is_named_as_a_spreadsheet_numbers_it_and_by_its_line(tmp_path):
+    from training import streaming
+
+    path = write(tmp_path / "rows.csv", 'text,label\n"two\nlines",spam\n\nx,maybe\n')
+    for read in (datasets.load_labelled, lambda p: list(streaming.iter_rows(p))):
+        with pytest.raises(DataError, match=r"rows\.csv: row 4 \(line 5\): unknown label 'maybe'"):
+            read(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("latin.csv", b"text,label\nok,ham\n\xe9t\xe9,spam\n",
+         r"latin\.csv: line 3: not UTF-8 text \(byte 0xe9\); save it as UTF-8 \(in Excel: CSV "
+         r"UTF-8\)$"),
+        ("long.jsonl", b'{"text": "' + b"a" * 100_001 + b'", "label": 1}\n',
+         r"long\.jsonl: line 1: text of 100,001 characters; at most 100,000"),
+        ("long.csv", b"text,label\nok,ham\n" + b"a" * 200_000 + b",spam\n",
+         r"long\.csv: row 3: field larger than field limit \(131072\)"),
+        ("short.csv", b"text,label\nok,ham\nlonely\n", r"short\.csv: row 3: 1 column\(s\)"),
+        ("blank.csv", b"", r"blank\.csv: (empty file|no labelled rows)"),
+    ],
+)
+def test_bad_files_are_one_line_errors_in_both_readers(tmp_path, name, content, message):
+    from training import streaming
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    for read in (datasets.load_labelled, lambda p: list(streaming.iter_rows(p))):
+        with pytest.raises(DataError, match=message) as info:
+            read(path)
+        assert "\n" not in str(info.value)
+
+
+def test_a_directory_is_named_as_one_in_both_readers(tmp_path):
+    from training import streaming
+
+    for read in (datasets.load_labelled, lambda p: list(streaming.iter_rows(p))):
+        with pytest.raises(DataError, match=r": is a directory, not a file$"):
+            read(tmp_path)
+
+
+def test_a_pipe_is_read_once_and_its_bytes_are_what_is_hashed(tmp_path):
+    """`--data <(zcat decisions.csv.gz)`: hashing the file again would read an empty pipe
+    (or wait for a writer that never comes)."""
+    import hashlib
+    import os
+    import threading
+
+    from training import streaming
+
+    content = b"text,label\nfree money,spam\nnice song,ham\n"
+    for read in ("labelled", "streaming"):
+        fifo = tmp_path / f"{read}.csv"
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=fifo.write_bytes, args=(content,))
+        writer.start()
+        if read == "labelled":
+            corpus = datasets.load_labelled(fifo)
+            texts, digest = corpus.texts, corpus.files[str(fifo)]
+        else:
+            digests = {}
+            texts = [text for text, _ in streaming.iter_rows(fifo, digests)]
+            digest = digests[str(fifo)]
+        writer.join(timeout=10)
+        assert texts == ["free money", "nice song"]
+        assert digest == hashlib.sha256(content).hexdigest()

@@ -143,3 +143,36 @@ def test_the_report_folder_holds_the_plots_it_links_and_strict_json(report):
     data = json.loads((out / "metrics.json").read_text())
     assert data["protocols"]["tubespam"]["videos"].keys() == summary["tubespam"]["videos"].keys()
     assert data["thresholds"]["publish_below"] < data["thresholds"]["reject_at"]
+
+
+def test_the_report_says_when_the_thresholds_cannot_be_trusted():
+    text = evaluate.render_markdown("v", {}, CV, THRESHOLDS, [],
+                                    ["publish and reject thresholds meet at 0.500: ..."])
+    assert ("**Warning: these thresholds cannot be trusted** (`promote` asks for `--force`):\n\n"
+            "- publish and reject thresholds meet at 0.500: ...") in text
+    assert "cannot be trusted" not in evaluate.render_markdown("v", {}, CV, THRESHOLDS, [])
+
+
+def test_an_interrupted_report_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    """Ctrl-C while the plots are drawn: the version's earlier report stays as it was,
+    and nothing half-written (or hidden) is left beside it."""
+    old = tmp_path / "v" / "report.md"
+    old.parent.mkdir()
+    old.write_text("the earlier report\n")
+
+    def interrupted(out_dir, *args):
+        (out_dir / "roc.png").write_bytes(b"half a plot")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "_plots", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.write_report(tmp_path, "v", {}, CV, THRESHOLDS, np.array([0, 1]),
+                              np.array([0.1, 0.9]), {})
+    assert [p.name for p in tmp_path.iterdir()] == ["v"]
+    assert [p.name for p in (tmp_path / "v").iterdir()] == ["report.md"]
+    assert old.read_text() == "the earlier report\n"
+    monkeypatch.undo()
+    evaluate.write_report(tmp_path, "v", {}, CV, THRESHOLDS, np.array([0, 1]),
+                          np.array([0.1, 0.9]), {})
+    assert [p.name for p in tmp_path.iterdir()] == ["v"]
+    assert "# Evaluation report: model v" in old.read_text()

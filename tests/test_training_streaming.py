@@ -30,6 +30,7 @@ def test_streaming_model_is_servable_and_separates_spam(streamed):
     models, version, meta = streamed
     assert meta["data"]["n_texts"] == 7160
     assert 0 < meta["holdout"]["n"] < 7160 * 0.1  # about 1 in 20 held out
+    assert meta["threshold_warnings"] == []  # enough of both classes held out
     scorer = load_scorer(models)  # first model becomes current
     assert scorer.version == version
     spam = scorer.score("Check out my channel http://bit.ly/x subscribe for free gift cards!!!")

@@ -22,6 +22,12 @@ from .datasets import DataError
 
 EXIT_ERROR = 2
 
+#: What `--data` reads, for the help of every command that takes it.
+DATA_FORMATS = ("JSONL (text, label[, source]) or CSV with those columns in any case, "
+                "delimited by ',', ';' or tab (Excel's CSV works), UTF-8 with or without a "
+                "BOM; label spam/ham, 1/0 or true/false; a YouTube Spam Collection CSV "
+                "(CONTENT, CLASS) works as downloaded; a pipe such as <(zcat f.csv.gz) too")
+
 
 class CLIError(RuntimeError):
     """An expected operator error: printed as one line, exit status 2."""
@@ -53,6 +59,8 @@ def _progress_bar(total: int, desc: str):
 
 def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, corpus) -> dict:
     """Run the protocols for ``version``'s settings, write its report, record the result."""
+    from moderation import model_registry
+
     from . import evaluate, registry, train
 
     bar = _progress_bar(evaluate.PROTOCOL_STEPS, "evaluating protocols")
@@ -62,8 +70,9 @@ def _evaluate_into(models_dir: Path, reports_dir: Path, version: str, model, cor
     summary = evaluate.summarize(results)
     cv = train.cv_summary(model, corpus.y, train.media(corpus))
     thresholds = {"publish_below": model.publish_below, "reject_at": model.reject_at}
+    warnings = registry.threshold_warnings(model_registry.read_metadata(models_dir, version))
     out = evaluate.write_report(reports_dir, version, summary, cv, thresholds, corpus.y,
-                                model.cv["oof_proba"], results)
+                                model.cv["oof_proba"], results, warnings)
     registry.update_metadata(models_dir, version, {
         "evaluation": {"key": evaluate.key_score(summary), "protocols": summary,
                        "report": str(out)}})
@@ -108,12 +117,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         version, metadata = streaming.train_streaming(
             args.models_dir, files, chunk_size=args.chunk_size, progress=_say
         )
-        print(f"trained streaming model {version} in {metadata['training_seconds']:.1f}s on "
-              f"{metadata['data']['n_texts']} texts; saved to {Path(args.models_dir) / version}")
+        thresholds = metadata["thresholds"]
+        print("\n".join([
+            f"trained streaming model {version} in {metadata['training_seconds']:.1f}s on "
+            f"{metadata['data']['n_texts']} texts ({metadata['data']['n_spam']} spam)",
+            f"  thresholds (from {metadata['holdout']['n']} held-out texts): publish < "
+            f"{thresholds['publish_below']:.3f}, reject >= {thresholds['reject_at']:.3f}",
+            *_threshold_lines(metadata),
+            f"  saved to {Path(args.models_dir) / version}",
+        ]))
+        _say_where_it_stands(args.models_dir, version, metadata)
+        print(f"  total {time.perf_counter() - started:.1f}s")
         return 0
+    added = train.load_extra(args.data or ())
     bar = _progress_bar(3, "training")
     version, model, metadata = train.train_model(
-        args.models_dir, extra=args.data or (), quick=args.quick,
+        args.models_dir, extra=added, quick=args.quick,
         progress=lambda m: (bar.set_postfix_str(m[:40]), bar.update(1)),
     )
     bar.update(1)
@@ -132,25 +151,50 @@ def cmd_train(args: argparse.Namespace) -> int:
           if "comments" in cv else []),
         *(_medium_line(name, m) for name, m in cv.get("by_medium", {}).items()),
         *(f"  warning: {w}" for w in _too_small_to_judge(cv.get("by_medium", {}))),
+        *_threshold_lines(metadata),
         f"  saved to {Path(args.models_dir) / version}",
     ]
     print("\n".join(lines))
     if not args.no_report:
-        corpus = datasets.load_shipped()
-        for path in args.data or ():
-            corpus.extend(datasets.load_labelled(path, require_both_classes=False))
-        done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+        corpus = datasets.load_shipped().extend(added)
+        try:
+            done = _evaluate_into(args.models_dir, args.reports_dir, version, model, corpus)
+        except KeyboardInterrupt:
+            # The version is whole (saved atomically); only its evaluation is missing.
+            raise KeyboardInterrupt(
+                f"interrupted: {version} is saved without its evaluation; `python -m "
+                f"training evaluate --version {version}` runs it") from None
         _print_protocols(done["summary"])
         print(f"  report: {done['report'] / 'report.md'}")
-    from moderation import model_registry
-
-    current = model_registry.current_from_file(args.models_dir)
-    if current == version:
-        print("  this is the first model: it is now current")
-    else:
-        print(f"  current is still {current}; `python -m training promote {version}` to switch")
+    _say_where_it_stands(args.models_dir, version, metadata)
     print(f"  total {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def _threshold_lines(metadata: dict[str, Any]) -> list[str]:
+    """The summary's warnings about a new version's thresholds (none when they are sound)."""
+    from . import registry
+
+    return [f"  warning: {w}" for w in registry.threshold_warnings(metadata)]
+
+
+def _say_where_it_stands(models_dir: Path, version: str, metadata: dict[str, Any]) -> None:
+    """Whether the new version is current, and what it takes to make it so."""
+    from moderation import model_registry
+
+    from . import registry
+
+    current = model_registry.current_from_file(models_dir)
+    doubtful = registry.threshold_warnings(metadata)
+    if current == version:
+        print("  this is the first model: it is now current"
+              + (" despite the threshold warnings above; train on more data and promote "
+                 "the new version" if doubtful else ""))
+    elif doubtful:
+        print(f"  current is still {current}; its thresholds cannot be trusted (warnings "
+              f"above), so `python -m training promote {version}` needs --force")
+    else:
+        print(f"  current is still {current}; `python -m training promote {version}` to switch")
 
 
 def _medium_line(name: str, m: dict[str, Any]) -> str:
@@ -204,20 +248,35 @@ def cmd_export_serving(args: argparse.Namespace) -> int:
 
 def _redis():
     """REDIS_URL, else the service's embedded server under var/redis (started if needed)."""
-    from moderation.redis_store import connect
+    return _redis_and_where()[0]
 
-    url = os.environ.get("REDIS_URL")
-    if not url:
+
+def _redis_and_where():
+    """(client, which Redis it is, in words with no password) for messages."""
+    from moderation.config import ConfigError, redis_url
+    from moderation.redis_store import connect, shown_url
+
+    try:
+        url = redis_url()
+    except ConfigError as exc:
+        raise CLIError(f"configuration error: {exc}") from None
+    if url:
+        where = f"Redis at {shown_url(url)} (REDIS_URL)"
+    else:
         from moderation.embedded_redis import EmbeddedRedis
 
         var_dir = Path(os.environ.get("MODERATION_VAR_DIR") or PROJECT_ROOT / "var")
-        url = EmbeddedRedis(var_dir / "redis").start()
+        where = f"the embedded Redis under {var_dir / 'redis'} (REDIS_URL is unset)"
+        try:
+            url = EmbeddedRedis(var_dir / "redis").start()
+        except (OSError, RuntimeError) as exc:
+            raise CLIError(f"cannot start {where}: {exc}") from None
     client = connect(url)
     try:
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any connection failure is one clear line
-        raise CLIError(f"cannot reach Redis at {url}: {exc}") from None
-    return client
+        raise CLIError(f"cannot reach {where}: {exc}") from None
+    return client, where
 
 
 def _current(models_dir: Path, client=None) -> str | None:
@@ -272,18 +331,27 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from . import registry
 
     registry.require_version(args.models_dir, args.version)
-    client = _redis()
+    client, where = _redis_and_where()
     current = _current(args.models_dir, client)
     if current == args.version:
         # Nothing to switch; registry.promote would not touch the history either, so
         # rollback still returns to the version before this one.
         print(f"{args.version} is already the current version; nothing changed")
         return 0
+    doubtful = registry.threshold_warnings(model_registry.read_metadata(args.models_dir,
+                                                                        args.version))
+    if doubtful and not args.force:
+        raise CLIError(f"refusing to promote {args.version}: its thresholds cannot be trusted "
+                       f"({'; '.join(doubtful)}); use --force to promote anyway")
     if current and not args.force:
         if not registry.has_evaluation(args.models_dir, args.version):
+            how = (f"`python -m training shadow {args.version}` or `evaluate --data FILE "
+                   f"--version {args.version}` compares a streaming model, then use --force"
+                   if _is_streaming(args.models_dir, args.version) else
+                   f"`python -m training evaluate --version {args.version}` runs the "
+                   "protocols, or use --force")
             raise CLIError(f"refusing to promote {args.version}: cannot compare it with current "
-                           f"{current}, it has no evaluation; `python -m training evaluate "
-                           f"--version {args.version}` runs the protocols, or use --force")
+                           f"{current}, it has no evaluation; {how}")
         worse = registry.compare(args.models_dir, args.version, current)
         if worse:
             raise CLIError(f"refusing to promote {args.version}: worse than current {current} "
@@ -293,15 +361,23 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"promoted {args.version} (was {previous or 'none'}); running workers switch within "
           f"MODEL_RELOAD_SECONDS. thresholds: publish < {meta['thresholds']['publish_below']:.3f}, "
           f"reject >= {meta['thresholds']['reject_at']:.3f}")
+    print(f"  recorded in {where} and {Path(args.models_dir) / 'CURRENT'}")
     return 0
+
+
+def _is_streaming(models_dir: Path, version: str) -> bool:
+    from moderation import model_registry
+
+    return model_registry.read_metadata(models_dir, version).get("kind") == "streaming"
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from . import registry
 
-    client = _redis()
+    client, where = _redis_and_where()
     old, new = registry.rollback(args.models_dir, client)
     print(f"rolled back {old} -> {new}")
+    print(f"  recorded in {where} and {Path(args.models_dir) / 'CURRENT'}")
     return 0
 
 
@@ -310,9 +386,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from moderation import model_registry
     from moderation.scoring import load_scorer
 
-    from . import datasets, evaluate
+    from . import datasets, evaluate, registry
 
     if args.data is None:
         return _evaluate_version(args)
@@ -327,6 +404,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(len(chunk))
     bar.close()
     m = evaluate.metrics(corpus.y, proba, scorer.publish_below, scorer.reject_at)
+    # The shares below are only as good as the thresholds: say when those are not.
+    doubtful = registry.threshold_warnings(
+        model_registry.read_metadata(args.models_dir, scorer.version))
     out = {
         "model_version": scorer.version,
         "data": str(args.data),
@@ -335,12 +415,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "mcc": m["mcc"], "f1": m["f1"], "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
         "ham_rejected": m["blocked_ham"], "ham_queued": m["ham_queued"],
         "spam_published": m["spam_published"], "spam_queued": m["spam_queued"],
+        "threshold_warnings": doubtful,
     }
     print(f"model {scorer.version} on {args.data} ({m['n']} texts, {m['n_spam']} spam)")
     print(f"  MCC {m['mcc']:.3f}  F1 {m['f1']:.3f}  accuracy {m['accuracy']:.3f}  "
           f"ROC AUC {m['roc_auc']:.4f}")
     print(f"  ham: rejected {m['blocked_ham']:.2%}, queued {m['ham_queued']:.2%}   "
           f"spam: published {m['spam_published']:.2%}, queued {m['spam_queued']:.2%}")
+    for warning in doubtful:
+        print(f"  warning: the model's thresholds cannot be trusted: {warning}")
     if args.json:
         try:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -442,12 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a new model version on all shipped data (YouTube + SMS) "
                        "plus any labelled files given with --data; choose C by grouped "
                        "cross-validation; save it under MODELS_DIR/<version>/. The first "
-                       "model becomes current; later ones need `promote`.")
+                       "model becomes current; later ones need `promote`. Thresholds that "
+                       "cannot be trusted (they meet, so nothing is held for review; too "
+                       "few examples of a class chose them; a budget not met) are warned "
+                       "about, recorded, and make `promote` ask for --force.")
     p.add_argument("--data", action="append", type=Path, metavar="FILE",
-                   help="extra labelled JSONL/CSV file (text, label[, source]; or a YouTube "
-                   "Spam Collection CSV with CONTENT, CLASS); repeatable")
+                   help="extra labelled file, repeatable: " + DATA_FORMATS)
     p.add_argument("--quick", action="store_true",
-                   help="skip the hyper-parameter search (a few seconds; for tests)")
+                   help="skip the search over C (takes the default; about half the time; for "
+                   "tests and the first model)")
     p.add_argument("--no-report", action="store_true",
                    help="skip the evaluation protocols and the report (much faster)")
     p.add_argument("--streaming", action="store_true",
@@ -482,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "thresholds; print MCC, F1, accuracy, ROC AUC and the shares of ham "
                        "rejected/queued and spam published/queued. Without --data: re-run the "
                        "three protocols for a version and rewrite reports/<version>/.")
-    p.add_argument("--data", type=Path, metavar="FILE", help="labelled JSONL or CSV file")
+    p.add_argument("--data", type=Path, metavar="FILE", help="labelled file: " + DATA_FORMATS)
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics here")
     p.add_argument("--version", help="model version (default: the current one)")
     p.set_defaults(func=cmd_evaluate)
@@ -502,17 +588,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_decisions)
 
     p = sub.add_parser("promote", help="make a version current in every running worker",
-                       description="Record VERSION as current in Redis (and models/CURRENT); "
-                       "workers switch within MODEL_RELOAD_SECONDS. Refused when VERSION is "
-                       "worse than the current model on the evaluation protocols, or has no "
-                       "evaluation to compare (`evaluate --version VERSION` runs them).")
+                       description="Record VERSION as current in Redis (REDIS_URL, else the "
+                       "embedded server under var/redis) and models/CURRENT; workers switch "
+                       "within MODEL_RELOAD_SECONDS. Refused, unless --force, when VERSION's "
+                       "thresholds cannot be trusted (train's warnings: they meet, or were "
+                       "chosen from too few examples), when it is worse than the current "
+                       "model on the evaluation protocols, or has no evaluation to compare "
+                       "(`evaluate --version VERSION` runs them; a streaming model has none: "
+                       "compare it with `shadow` or `evaluate --data`).")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("--force", action="store_true", help="promote even if it looks worse")
+    p.add_argument("--force", action="store_true",
+                   help="promote even if it looks worse, has no evaluation or its thresholds "
+                   "cannot be trusted")
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="return to the previously current version",
                        description="Make the version that was current before the last promote "
-                       "current again.")
+                       "current again (in Redis: REDIS_URL, else the embedded server under "
+                       "var/redis; and models/CURRENT).")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("shadow", help="compare a candidate with the current model on decisions",
@@ -539,8 +632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ModelNotFound, ArtifactError, CLIError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # Every write is atomic: an interrupted command leaves no half-written file.
+        print(f"error: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader of our output went away (`train | head`): whatever was saved is

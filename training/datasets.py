@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,21 +93,60 @@ def parse_label(value: object, where: str) -> int:
     raise DataError(f"{where}: unknown label {value!r} (expected spam/ham or 1/0)")
 
 
-def _read_text(path: Path) -> str:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path}: not a file")
+#: The longest text a labelled file may hold. The service takes comments of at most
+#: MAX_COMMENT_CHARS (5000 by default); a longer "text" is a broken export, and one of
+#: 50 MB would take the character n-grams many gigabytes of memory.
+MAX_TEXT_CHARS = 100_000
+
+#: An Excel "CSV" uses ";" where "," is the decimal mark; a few tools write tabs.
+CSV_DELIMITERS = (",", ";", "\t")
+
+UTF8_HINT = "save it as UTF-8 (in Excel: CSV UTF-8)"
+
+
+def check_input_file(path: Path) -> None:
+    """Raise :class:`DataError` unless ``path`` is a file or a pipe that can be read.
+
+    A pipe (``--data <(zcat big.csv.gz)``, a FIFO) is read once, like a file.
+    """
     try:
-        content = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a directory, not a file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise DataError(f"{path}: not a regular file or a pipe")
+
+
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError, first_line: int = 1) -> DataError:
+    """The one-line error for bytes that are not UTF-8 (Latin-1, Windows-1252 ...)."""
+    line = first_line + raw[: exc.start].count(b"\n")
+    return DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                     f"{UTF8_HINT}")
+
+
+def read_file(path: Path) -> tuple[str, str]:
+    """(text, sha256) of a UTF-8 file (a BOM is dropped), read once: a pipe works too."""
+    path = Path(path)
+    check_input_file(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, raw, exc) from None
     if not content.strip():
         raise DataError(f"{path}: empty file")
-    return content
+    return content, hashlib.sha256(raw).hexdigest()
+
+
+def _read_text(path: Path) -> str:
+    return read_file(path)[0]
 
 
 def load_youtube_file(path: Path, source: str | None = None) -> Corpus:
@@ -168,14 +209,19 @@ def load_shipped() -> Corpus:
 YOUTUBE_COLUMNS = {"text": "CONTENT", "label": "CLASS"}
 
 
-def csv_columns(path: Path, fieldnames: Sequence[str] | None) -> dict[str, str]:
-    """Which CSV column holds ``text`` and which ``label``: those names, else the collection's."""
-    found = set(fieldnames or ())
-    if {"text", "label"} <= found:
-        return {"text": "text", "label": "label"}
-    if set(YOUTUBE_COLUMNS.values()) <= found:
-        return dict(YOUTUBE_COLUMNS)
-    missing = {"text", "label"} - found
+def csv_columns(path: Path, fieldnames: Sequence[str] | None) -> dict[str, int]:
+    """Where ``text``, ``label`` (and ``source``, if any) are among ``fieldnames``, in any
+    case ("Text", "LABEL"); else the collection's CONTENT and CLASS; else DataError."""
+    # Reversed: of two columns named alike, the first is read.
+    found = {str(name).strip().lower(): i
+             for i, name in reversed(list(enumerate(fieldnames or ())))}
+    for wanted in ({"text": "text", "label": "label"}, YOUTUBE_COLUMNS):
+        if {name.lower() for name in wanted.values()} <= found.keys():
+            columns = {role: found[name.lower()] for role, name in wanted.items()}
+            if "source" in found and wanted is not YOUTUBE_COLUMNS:
+                columns["source"] = found["source"]
+            return columns
+    missing = {"text", "label"} - found.keys()
     raise DataError(
         f"{path}: missing column(s) {', '.join(sorted(missing))} "
         f"(found: {', '.join(fieldnames or []) or 'none'}; the YouTube Spam Collection's "
@@ -183,9 +229,72 @@ def csv_columns(path: Path, fieldnames: Sequence[str] | None) -> dict[str, str]:
     )
 
 
-def _labelled_rows(path: Path) -> Iterator[tuple[str, dict]]:
+def _header_delimiter(header: str) -> str:
+    """The delimiter that splits ``header`` into known columns (a comma when none does)."""
+    for delimiter in CSV_DELIMITERS:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        lowered = {name.strip().lower() for name in names}
+        if {"text", "label"} <= lowered or {"content", "class"} <= lowered:
+            return delimiter
+    return ","
+
+
+def check_text(text: object, where: str) -> str:
+    """``text`` if it is a string of at most :data:`MAX_TEXT_CHARS`, else DataError."""
+    if not isinstance(text, str):
+        raise DataError(f"{where}: text is not a string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise DataError(f"{where}: text of {len(text):,} characters; at most "
+                        f"{MAX_TEXT_CHARS:,} (a comment is at most MAX_COMMENT_CHARS)")
+    return text
+
+
+def csv_records(path: Path, lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    """(where, {text, label, source}) of each record of a labelled CSV read from ``lines``
+    (kept line ends): comma, semicolon or tab delimited (told from the header), quoted
+    fields over several lines, blank lines skipped. ``where`` names the row as a
+    spreadsheet numbers it (the header is row 1) and the line where it starts, if another.
+    """
+    header = next(lines, "")
+    if not header.strip():
+        raise DataError(f"{path}: empty file" if not header else f"{path}: no header on line 1")
+    delimiter = _header_delimiter(header)
+    reader = csv.reader(itertools.chain([header], lines), delimiter=delimiter)
+    fieldnames = next(reader, [])
+    columns = csv_columns(path, fieldnames)
+    # A video of the YouTube collection is a source of comments like the shipped ones.
+    youtube = fieldnames[columns["text"]].strip().lower() == "content"
+    source = f"youtube:{path.stem}" if youtube else None
+    needed = max(columns["text"], columns["label"])
+    row, line = 1, reader.line_num
+    while True:
+        start = line + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}: {_row_name(row + 1, start)}: {exc} (texts may have at "
+                            f"most {MAX_TEXT_CHARS:,} characters)") from None
+        row, line = row + 1, reader.line_num
+        if not any(field.strip() for field in fields):
+            continue  # a blank line (or one of empty cells, as a spreadsheet saves it)
+        where = f"{path}: {_row_name(row, start)}"
+        if len(fields) <= needed:
+            raise DataError(f"{where}: {len(fields)} column(s), the header has "
+                            f"{len(fieldnames)} (delimiter {delimiter!r})")
+        given = columns.get("source")
+        yield where, {"text": fields[columns["text"]], "label": fields[columns["label"]],
+                      "source": (fields[given] if given is not None and given < len(fields)
+                                 else None) or source}
+
+
+def _row_name(row: int, line: int) -> str:
+    return f"row {row}" if row == line else f"row {row} (line {line})"
+
+
+def _labelled_rows(path: Path, content: str) -> Iterator[tuple[str, dict]]:
     """(where, row) pairs of a JSONL or CSV file with ``text`` and ``label`` columns."""
-    content = _read_text(path)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for line_number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
@@ -202,33 +311,23 @@ def _labelled_rows(path: Path) -> Iterator[tuple[str, dict]]:
                 raise DataError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
             yield where, row
         return
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    columns = csv_columns(path, reader.fieldnames)
-    # A video of the YouTube collection is a source of comments like the shipped ones.
-    source = f"youtube:{path.stem}" if columns == YOUTUBE_COLUMNS else None
-    for row_number, row in enumerate(reader, start=2):
-        yield f"{path}: row {row_number}", {
-            "text": row[columns["text"]], "label": row[columns["label"]],
-            "source": row.get("source") or source,
-        }
+    yield from csv_records(path, iter(content.splitlines(keepends=True)))
 
 
 def load_labelled(path: Path, *, require_both_classes: bool = True) -> Corpus:
     """A labelled JSONL or CSV file: ``text``, ``label`` (spam/ham or 1/0), optional ``source``."""
     path = Path(path)
+    content, digest = read_file(path)
     corpus = Corpus()
-    for where, row in _labelled_rows(path):
-        text = row["text"]
-        if not isinstance(text, str):
-            raise DataError(f"{where}: text is not a string")
-        corpus.texts.append(text)
+    for where, row in _labelled_rows(path, content):
+        corpus.texts.append(check_text(row["text"], where))
         corpus.labels.append(parse_label(row["label"], where))
         corpus.sources.append(str(row.get("source") or f"file:{path.name}"))
     if not corpus.texts:
         raise DataError(f"{path}: no labelled rows")
     if require_both_classes:
         check_both_classes(corpus, str(path))
-    corpus.files[str(path)] = sha256_file(path)
+    corpus.files[str(path)] = digest  # of the bytes read: a pipe cannot be read twice
     return corpus
 
 

@@ -18,6 +18,9 @@ The published protocols did not do this, so the as-published numbers are shown t
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,13 +447,24 @@ def _verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def _production_section(thresholds: dict[str, float], cv_metrics: dict[str, Any]) -> list[str]:
-    """Thresholds and the production model's grouped CV, overall and per medium."""
+def _production_section(thresholds: dict[str, float], cv_metrics: dict[str, Any],
+                        threshold_warnings: Sequence[str] = ()) -> list[str]:
+    """Thresholds (and why they cannot be trusted, if so), the production model's grouped
+    CV, overall and per medium."""
     lines = [
         "Thresholds (from grouped cross-validation on all shipped data): publish below "
         f"**{thresholds['publish_below']:.3f}**, reject at or above "
         f"**{thresholds['reject_at']:.3f}**.",
         "",
+    ]
+    if threshold_warnings:
+        lines += [
+            "**Warning: these thresholds cannot be trusted** (`promote` asks for `--force`):",
+            "",
+            *(f"- {warning}" for warning in threshold_warnings),
+            "",
+        ]
+    lines += [
         "## The production model (grouped 5-fold CV on all shipped data)",
         "",
         "| MCC | F1 | ROC AUC | ham auto-rejected | spam auto-published | queued |",
@@ -541,10 +555,11 @@ def _lovo_section(lo: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(version: str, summary: dict[str, Any], cv_metrics: dict[str, Any],
-                    thresholds: dict[str, float], plots: Sequence[str]) -> str:
+                    thresholds: dict[str, float], plots: Sequence[str],
+                    threshold_warnings: Sequence[str] = ()) -> str:
     """The report: the production model's CV, then each protocol run, notes and plots."""
     lines = [f"# Evaluation report: model {version}", ""]
-    lines += _production_section(thresholds, cv_metrics)
+    lines += _production_section(thresholds, cv_metrics, threshold_warnings)
     sections = {"tubespam": _tubespam_section, "sms": _sms_section, "lovo": _lovo_section}
     for name, section in sections.items():
         if name in summary:
@@ -575,17 +590,41 @@ def write_report(
     y: np.ndarray,
     oof_proba: np.ndarray,
     results: dict[str, list[SplitResult]],
+    threshold_warnings: Sequence[str] = (),
 ) -> Path:
-    """Write reports/<version>/ (metrics.json, report.md, PNG plots); return the folder."""
-    out_dir = Path(reports_dir) / version
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plots = _plots(out_dir, y, oof_proba, thresholds["publish_below"], thresholds["reject_at"],
-                   results)
-    data = {"version": version, "thresholds": thresholds, "cv": cv_metrics, "protocols": summary}
-    (out_dir / "metrics.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(
-        render_markdown(version, summary, cv_metrics, thresholds, plots), encoding="utf-8"
-    )
+    """Write reports/<version>/ (metrics.json, report.md, PNG plots); return the folder.
+
+    Written into a temporary folder and renamed into place (an older report of the
+    version is swapped out, then removed): an interrupted run (Ctrl-C, a full disk)
+    leaves the report that was there, never half of a new one.
+    """
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = reports_dir / version
+    # mkdir, not mkdtemp: the folder keeps the umask's mode, so the service can read it.
+    tmp = reports_dir / f".{version}.{secrets.token_hex(4)}"
+    tmp.mkdir()
+    old = tmp.with_name(f"{tmp.name}.old")
+    try:
+        plots = _plots(tmp, y, oof_proba, thresholds["publish_below"], thresholds["reject_at"],
+                       results)
+        data = {"version": version, "thresholds": thresholds,
+                "threshold_warnings": list(threshold_warnings), "cv": cv_metrics,
+                "protocols": summary}
+        (tmp / "metrics.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(
+            render_markdown(version, summary, cv_metrics, thresholds, plots, threshold_warnings),
+            encoding="utf-8",
+        )
+        if out_dir.exists():
+            os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        if old.exists() and not out_dir.exists():
+            os.rename(old, out_dir)  # interrupted between the two renames: keep the old one
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 

@@ -305,6 +305,57 @@ def choose_thresholds(
     return publish_below, reject_at
 
 
+def min_examples(budget: float) -> int:
+    """Fewest examples of a class for ``budget`` to allow one error (0.5% -> 200, 2% -> 50).
+
+    With fewer, :func:`choose_thresholds` puts the threshold just past the most extreme
+    example: one text decides it, and the budget is not measured at all.
+    """
+    return int(np.ceil(1 / budget - 1e-9))
+
+
+def threshold_warnings(
+    proba: np.ndarray,
+    y: np.ndarray,
+    publish_below: float,
+    reject_at: float,
+    media: Sequence[str] | None = None,
+    max_ham_rejected: float = MAX_HAM_REJECTED,
+    max_spam_published: float = MAX_SPAM_PUBLISHED,
+) -> list[str]:
+    """Why thresholds chosen on (``proba``, ``y``) cannot be trusted; [] when they can.
+
+    Three cases, each one line: publishing and rejecting meet (nothing is ever held for
+    review), too few examples of a class to choose them, or a budget not met on the very
+    texts they were chosen on (in some medium, when ``media`` is given). A tiny
+    ``train --streaming`` run ended at 0.5/0.5 without a word.
+    """
+    proba, y = np.asarray(proba), np.asarray(y)
+    warnings = []
+    if publish_below >= reject_at:
+        warnings.append(f"publish and reject thresholds meet at {reject_at:.3f}: no comment "
+                        "is ever held for review")
+    n_ham, n_spam = int(np.sum(y == 0)), int(np.sum(y == 1))
+    need_ham, need_spam = min_examples(max_ham_rejected), min_examples(max_spam_published)
+    if n_ham < need_ham or n_spam < need_spam:
+        warnings.append(
+            f"thresholds chosen from too few examples: {n_ham} ham and {n_spam} spam (the "
+            f"{max_ham_rejected:.1%} ham budget needs {need_ham} ham, the "
+            f"{max_spam_published:.0%} spam budget {need_spam} spam); train on more data")
+    labels = np.asarray(media) if media is not None else np.full(len(y), "all")
+    for name in np.unique(labels):
+        ham = proba[(labels == name) & (y == 0)]
+        spam = proba[(labels == name) & (y == 1)]
+        where = "" if media is None else f" in {name}"
+        if ham.size and np.mean(ham >= reject_at) > max_ham_rejected:
+            warnings.append(f"ham budget not met{where}: {np.mean(ham >= reject_at):.2%} of ham "
+                            f"rejected (budget {max_ham_rejected:.1%})")
+        if spam.size and np.mean(spam < publish_below) > max_spam_published:
+            warnings.append(f"spam budget not met{where}: {np.mean(spam < publish_below):.2%} of "
+                            f"spam published (budget {max_spam_published:.0%})")
+    return warnings
+
+
 @dataclass
 class _Counts:
     """Term counts of every document, analysed once (the expensive, fold-independent part)."""

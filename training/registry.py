@@ -170,10 +170,24 @@ def write_current_file(models_dir: str | Path, version: str) -> None:
 
 
 def ensure_current(models_dir: str | Path, version: str) -> bool:
-    """Make ``version`` current if nothing is current yet; True if it did."""
+    """Make ``version`` current if nothing is current yet; True if it did.
+
+    Two first trainings at once both find nothing current: a hard link creates
+    ``CURRENT`` only if it is still absent, so the first to finish stays current.
+    """
     if model_registry.current_from_file(models_dir):
         return False
-    write_current_file(models_dir, version)
+    path = Path(models_dir) / CURRENT_FILE
+    tmp = path.with_name(f".{CURRENT_FILE}.{secrets.token_hex(4)}")
+    tmp.write_text(version + "\n", encoding="utf-8")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        if path.read_text(encoding="utf-8").strip():  # another run's version
+            return False
+        os.replace(tmp, path)  # an empty CURRENT names no version: take its place
+    finally:
+        tmp.unlink(missing_ok=True)
     return True
 
 
@@ -241,6 +255,22 @@ def update_metadata(models_dir: str | Path, version: str, updates: dict[str, Any
 
 #: A candidate may be this much lower on a key metric before it counts as worse (noise).
 TOLERANCE = 0.005
+
+
+def threshold_warnings(metadata: dict[str, Any]) -> list[str]:
+    """Why a version's thresholds cannot be trusted, as recorded when it was trained.
+
+    Versions saved before the warnings were recorded are checked for the one case their
+    thresholds alone show: publishing and rejecting meet, so nothing is held for review.
+    """
+    if "threshold_warnings" in metadata:
+        return list(metadata["threshold_warnings"])
+    thresholds = metadata.get("thresholds", {})
+    publish, reject = thresholds.get("publish_below"), thresholds.get("reject_at")
+    if isinstance(publish, int | float) and isinstance(reject, int | float) and publish >= reject:
+        return [f"publish and reject thresholds meet at {reject:.3f}: no comment is ever held "
+                "for review"]
+    return []
 
 
 def has_evaluation(models_dir: str | Path, version: str) -> bool:

@@ -12,13 +12,12 @@ choose the thresholds on texts the model never saw.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
@@ -28,8 +27,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from moderation.text import TRAINING_CACHE_SIZE, ensure_cache_size, normalize, signal_matrix
 
-from . import pipeline, registry
-from .datasets import DataError, csv_columns, parse_label, sha256_file
+from . import datasets, pipeline, registry
+from .datasets import DataError, parse_label
 
 HOLDOUT_EVERY = 20
 HOLDOUT_MAX = 50_000
@@ -49,32 +48,53 @@ def build_streaming_pipeline(alpha: float = 1e-6) -> Pipeline:
     return Pipeline([("features", features), ("clf", clf)])
 
 
-def iter_rows(path: Path) -> Iterator[tuple[str, int]]:
-    """(text, label) of a JSONL or CSV file, read lazily; bad rows raise DataError."""
+def _lines(path: Path, handle: BinaryIO, digest: Any) -> Iterator[str]:
+    """The lines of ``handle`` as text (line ends kept, a BOM dropped), hashed as read;
+    a line that is not UTF-8 is a DataError naming it."""
+    for number, raw in enumerate(handle, start=1):
+        digest.update(raw)
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise datasets.DataError(f"{path}: line {number}: not UTF-8 text (byte "
+                                     f"0x{raw[exc.start]:02x}); {datasets.UTF8_HINT}") from None
+
+
+def iter_rows(path: Path, digests: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """(text, label) of a JSONL or CSV file, read lazily and once (a pipe works too); bad
+    rows raise DataError. Once the file is read whole, its sha256 goes into ``digests``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file")
-    with open(path, encoding="utf-8", newline="") as handle:
+    datasets.check_input_file(path)
+    digest = hashlib.sha256()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, also when abandoned
+    except OSError as exc:
+        raise datasets.DataError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle:
+        lines = _lines(path, handle, digest)
+        empty = True
         if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            for number, line in enumerate(handle, start=1):
+            for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
+                empty = False
                 try:
                     row = json.loads(line)
                     text, label = row["text"], row["label"]
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DataError(
+                    raise datasets.DataError(
                         f"{path}: line {number}: not a text/label object ({exc})"
                     ) from None
-                yield str(text), parse_label(label, f"{path}: line {number}")
+                where = f"{path}: line {number}"
+                yield datasets.check_text(str(text), where), parse_label(label, where)
         else:
-            reader = csv.DictReader(handle)
-            columns = csv_columns(path, reader.fieldnames)
-            for number, row in enumerate(reader, start=2):
-                yield (row[columns["text"]] or "",
-                       parse_label(row[columns["label"]], f"{path}: row {number}"))
+            for where, row in datasets.csv_records(path, lines):
+                empty = False
+                yield datasets.check_text(row["text"], where), parse_label(row["label"], where)
+    if empty:
+        raise datasets.DataError(f"{path}: no labelled rows")
+    if digests is not None:
+        digests[str(path)] = digest.hexdigest()
 
 
 def _held_out(text: str) -> bool:
@@ -101,6 +121,7 @@ def train_streaming(
     n_seen = n_spam = 0
     signal_sums = np.zeros(signal_matrix(["x"]).shape[1])
     classes = np.array([0, 1])
+    digests: dict[str, str] = {}  # sha256 of each file as read (a pipe cannot be read twice)
     def flush(chunk_texts: list[str], chunk_labels: list[int], first_epoch: bool) -> None:
         if chunk_texts:
             if first_epoch:
@@ -114,7 +135,7 @@ def train_streaming(
         chunk_labels: list[int] = []
 
         for path in files:
-            for text, label in iter_rows(Path(path)):
+            for text, label in iter_rows(Path(path), digests):
                 if epoch == 0:
                     n_seen += 1
                     n_spam += label
@@ -145,11 +166,14 @@ def train_streaming(
     seconds = round(time.perf_counter() - started, 2)
     metadata = {
         "kind": "streaming",
-        "data": {"files": {Path(p).name: sha256_file(Path(p)) for p in files},
+        "data": {"files": {Path(p).name: digests[str(Path(p))] for p in files},
                  "n_texts": n_seen, "n_spam": n_spam},
         "params": {"n_features": N_FEATURES, "alpha": clf.alpha, "chunk_size": chunk_size,
                    "epochs": epochs},
         "thresholds": {"publish_below": publish_below, "reject_at": reject_at},
+        # Chosen on the held-out texts only: a small corpus gives too few to choose them.
+        "threshold_warnings": pipeline.threshold_warnings(proba, y_hold, publish_below,
+                                                          reject_at),
         # Explanations show signals relative to the average training text.
         "signal_means": (signal_sums / max(n_seen - len(hold_texts), 1)).round(6).tolist(),
         "holdout": {"n": len(hold_texts)},

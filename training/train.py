@@ -103,19 +103,16 @@ def signal_means(model: pipeline.TrainedModel, texts: Sequence[str]) -> list[flo
 def train_model(
     models_dir: str | Path,
     *,
-    extra: Sequence[str | Path] = (),
+    extra: Sequence[str | Path] | Corpus = (),
     quick: bool = False,
     make_current_if_none: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[str, pipeline.TrainedModel, dict[str, Any]]:
-    """Train on the shipped data plus ``extra`` labelled files; save; return (version, ...)."""
+    """Train on the shipped data plus ``extra`` (labelled files, or what :func:`load_extra`
+    read from them); save; return (version, model, metadata)."""
     started = time.perf_counter()
     corpus = datasets.load_shipped()
-    added = Corpus()
-    for path in extra:
-        # One class is enough in a file added to the shipped data (an export of a
-        # day's approvals): the corpus as a whole has both.
-        added.extend(datasets.load_labelled(Path(path), require_both_classes=False))
+    added = extra if isinstance(extra, Corpus) else load_extra(extra)
     corpus.extend(added)
     model = fit(corpus, quick=quick, progress=progress)
     seconds = round(time.perf_counter() - started, 2)
@@ -133,6 +130,10 @@ def train_model(
         # Average signal values: explanations show signals relative to a typical text.
         "signal_means": signal_means(model, corpus.texts),
         "thresholds": {"publish_below": model.publish_below, "reject_at": model.reject_at},
+        # Why the thresholds cannot be trusted, if they cannot: `promote` asks for --force.
+        "threshold_warnings": pipeline.threshold_warnings(
+            model.cv["oof_proba"], corpus.y, model.publish_below, model.reject_at,
+            media(corpus)),
         "cv": {
             "n_splits": model.cv["n_splits"],
             "grid": model.cv["grid"],
@@ -146,6 +147,16 @@ def train_model(
     if make_current_if_none:
         registry.ensure_current(models_dir, version)
     return version, model, metadata
+
+
+def load_extra(paths: Sequence[str | Path]) -> Corpus:
+    """The ``--data`` files, each read once (a pipe cannot be read again for the report)."""
+    added = Corpus()
+    for path in paths:
+        # One class is enough in a file added to the shipped data (an export of a
+        # day's approvals): the corpus as a whole has both.
+        added.extend(datasets.load_labelled(Path(path), require_both_classes=False))
+    return added
 
 
 def train_first_model(models_dir: Path) -> str:
