@@ -34,3 +34,13 @@ def init_app(app: Flask) -> None:
     # A login's record in Redis lives this long (auth.login), and Flask refuses a
     # cookie signed longer ago.
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", csrf_time_limit(app.config))
+
+
+def csrf_time_limit(config) -> int:
+    """Seconds a form's CSRF token stays good: Flask-WTF's hour, or as long as a
+    moderator's session may sit idle when that is longer. A queue page left open for
+    two hours under SESSION_IDLE_MINUTES=480 was still logged in, yet its next
+    decision was refused as "The security token has expired"."""
+    idle = config["SESSION_IDLE_MINUTES"] * 60 or config["SESSION_MAX_HOURS"] * 3600
+    return max(3600, idle)

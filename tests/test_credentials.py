@@ -10,6 +10,7 @@ import re
 import time
 
 import pytest
+from itsdangerous import TimestampSigner
 from modhelpers import PASSWORD, csrf_token, held, log_in, reuse_password_hashes
 
 from moderation import keys
@@ -378,6 +379,24 @@ def test_a_form_sent_after_idling_returns_to_its_page_and_is_not_carried_out(
     login_page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "logged out after 15 minutes without activity" in login_page
     assert "What you last sent was not carried out." in login_page
+
+
+@pytest.mark.parametrize(("idle_minutes", "carried_out"), [(60, False), (240, True)])
+def test_a_page_open_as_long_as_the_session_may_idle_can_still_decide(
+    make_app, alice, redis_client, monkeypatch, idle_minutes, carried_out
+):
+    """Its CSRF token lasts as long as the session may idle (at least Flask-WTF's hour)."""
+    client = make_app(SESSION_IDLE_MINUTES=idle_minutes).test_client()
+    comment = held(redis_client)
+    log_in(client, "alice")
+    page = client.get("/moderate/").get_data(as_text=True)
+    two_hours_later = int(time.time()) + 2 * 3600
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: two_hours_later)
+    idle_for(redis_client, 0)  # as if the moderator had just been active elsewhere
+    client.post("/moderate/act", data={"csrf_token": csrf_token(page),
+                                        "do": f"approve|{comment.id}", "back": ""})
+    status = redis_client.hget(keys.comment(comment.id), "status")
+    assert status == ("published" if carried_out else "held")
 
 
 @pytest.mark.parametrize(
