@@ -3,44 +3,12 @@ silently: under allkeys-lru a full server deletes stored comments without an err
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-import redis
 
 from moderation import create_app
-from moderation.embedded_redis import redis_server_binary
-from tests.conftest import CAPTCHA_TEXT, app_config, free_port
+from tests.conftest import CAPTCHA_TEXT, app_config, redis_server
 from tests.test_config import start_gunicorn
 from tests.test_ops import scrape, value
-
-
-@contextmanager
-def redis_server(tmp_path, *args: str) -> Iterator[str]:
-    """A real redis-server on a free loopback port, started with ``args``; its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path), *args],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def app_on(url: str, models_dir, **overrides):
