@@ -268,3 +268,13 @@ def test_restore_leaves_an_operators_own_redis_to_its_tooling(backup_file, tmp_p
     assert "REDIS_URL is set: restore only replaces the data of the embedded Redis" \
         in result.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_an_rdb_of_a_newer_redis_is_named_as_such(backup_file, tmp_path):
+    """Redis 7 (the Docker setup's) writes RDB version 10 or 11, which the bundled 6.2
+    can neither check nor load: a backup keeps it, a restore refuses it, saying why."""
+    newer = tmp_path / "newer.rdb"
+    newer.write_bytes(b"REDIS0011" + backup_file[0].read_bytes()[9:])
+    with pytest.raises(backup.NewerRdbVersion,
+                       match=r"newer Redis than the bundled redis-server 6\.2.*version 11"):
+        backup.check_rdb(newer)
