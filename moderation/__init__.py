@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import (
     articles,
+    backup,
     captcha_audio,
     config,
     errors,
@@ -99,6 +100,7 @@ def create_app(
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)
     retention.init_app(app)
+    backup.init_app(app)
     metrics.init_app(app)
     return app
 

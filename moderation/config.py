@@ -23,7 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 
 
-def _var_dir() -> Path:
+def var_dir() -> Path:
+    """MODERATION_VAR_DIR: the embedded Redis's data, generated secrets, backups."""
     return Path(os.environ.get("MODERATION_VAR_DIR", PROJECT_ROOT / "var"))
 
 
@@ -32,7 +33,7 @@ def _persistent_secret(name: str) -> str:
 
     Used only when the operator has not set one: never a hard-coded fallback.
     """
-    path = _var_dir() / name
+    path = var_dir() / name
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,14 +179,13 @@ def from_environment() -> dict[str, Any]:
     Raises :class:`ConfigError` naming the variable when a value is not one the
     service can run with: a typo should stop it at start, not answer 500 later.
     """
-    var_dir = _var_dir()
     settings = {
         # Redis: unset means "start a private redis-server with its data under var/redis".
         "REDIS_URL": _redis_url("REDIS_URL"),
         # Serve even when that Redis may evict keys (a maxmemory-policy other than
         # noeviction): off, since eviction deletes stored comments without a word.
         "REDIS_ALLOW_EVICTION": _flag("REDIS_ALLOW_EVICTION"),
-        "VAR_DIR": str(var_dir),
+        "VAR_DIR": str(var_dir()),
         # Flask session/CSRF signing key and the key for hashing client IPs.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _persistent_secret("secret_key"),
         "IP_HASH_KEY": os.environ.get("IP_HASH_KEY") or _persistent_secret("ip_hash_key"),

@@ -115,6 +115,11 @@ class EmbeddedRedis:
             # or a packaged build with other defaults cannot change it.
             "--maxmemory", "0",
             "--maxmemory-policy", "noeviction",
+            # A backup (`flask --app moderation backup`, redis-cli --rdb) is a replica's
+            # full sync: sent straight from the forked child, not saved first as a
+            # dump.rdb here, which would stay as a second full copy of the data.
+            "--repl-diskless-sync", "yes",
+            "--repl-diskless-sync-delay", "0",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
