@@ -47,7 +47,7 @@ errorlog = "-"
 # Client IPs are hashed in the app; keep raw addresses out of the access log too.
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
 
-_VAR_DIR = Path(os.environ.get("MODERATION_VAR_DIR", Path(__file__).parent / "var"))
+_VAR_DIR = Path(os.environ.get("MODERATION_VAR_DIR") or Path(__file__).parent / "var")
 # gunicorn's control socket (for `gunicornc`) defaults to ~/.gunicorn/gunicorn.ctl,
 # shared by every gunicorn of the user: a second instance silently took it over from
 # the first. Each instance keeps its own under var/, unless that path is too long

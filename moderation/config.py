@@ -25,7 +25,8 @@ DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 
 def var_dir() -> Path:
     """MODERATION_VAR_DIR: the embedded Redis's data, generated secrets, backups."""
-    return Path(os.environ.get("MODERATION_VAR_DIR", PROJECT_ROOT / "var"))
+    # Blank is unset, as for every other setting (Path("") would be the working folder).
+    return Path(os.environ.get("MODERATION_VAR_DIR") or PROJECT_ROOT / "var")
 
 
 def _persistent_secret(name: str) -> str:

@@ -265,3 +265,10 @@ def test_reports_dir_is_read_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "elsewhere"))
     assert from_environment()["REPORTS_DIR"] == str(tmp_path / "elsewhere")
     assert default_reports_dir() == tmp_path / "elsewhere"
+
+
+def test_a_blank_var_dir_is_the_default_not_the_working_folder(monkeypatch):
+    from moderation.config import var_dir
+
+    monkeypatch.setenv("MODERATION_VAR_DIR", "")
+    assert var_dir() == PROJECT_ROOT / "var"

@@ -253,7 +253,7 @@ def _redis():
 
 def _redis_and_where():
     """(client, which Redis it is, in words with no password) for messages."""
-    from moderation.config import ConfigError, redis_url
+    from moderation.config import ConfigError, redis_url, var_dir
     from moderation.redis_store import connect, shown_url
 
     try:
@@ -265,10 +265,9 @@ def _redis_and_where():
     else:
         from moderation.embedded_redis import EmbeddedRedis
 
-        var_dir = Path(os.environ.get("MODERATION_VAR_DIR") or PROJECT_ROOT / "var")
-        where = f"the embedded Redis under {var_dir / 'redis'} (REDIS_URL is unset)"
+        where = f"the embedded Redis under {var_dir() / 'redis'} (REDIS_URL is unset)"
         try:
-            url = EmbeddedRedis(var_dir / "redis").start()
+            url = EmbeddedRedis(var_dir() / "redis").start()
         except (OSError, RuntimeError) as exc:
             raise CLIError(f"cannot start {where}: {exc}") from None
     client = connect(url)
