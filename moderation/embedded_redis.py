@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +183,11 @@ class EmbeddedRedis:
         if not self.socket.exists():
             return False
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5).ping())
+            # One try: redis-py retries a refused connection 10 times with backoff, which
+            # kept a stale socket (the server was killed) from being replaced for ~4 s.
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5,
+                                 retry=Retry(NoBackoff(), 0))
+            return bool(client.ping())
         except redis.RedisError:
             return False
 

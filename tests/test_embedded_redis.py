@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -218,3 +220,31 @@ def test_under_gunicorn_a_killed_embedded_redis_is_restarted_and_keeps_comments(
         log = web.log_path.read_text()
         assert f"embedded redis-server (pid {first}) has exited: starting it again" in log
         assert "embedded redis-server is running again" in log
+
+
+def test_a_stale_socket_is_tried_once_before_the_server_is_started_again(tmp_path):
+    """After a kill -9 the socket file stays: it was asked 11 times over ~4 s (redis-py's
+    retries) before a new server could take its place, so the outage lasted that long."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.socket.parent.mkdir(parents=True)
+    tries = 0
+    with socket.socket(socket.AF_UNIX) as stale:  # accepts, then hangs up: no Redis there
+        stale.bind(str(server.socket))
+        stale.listen(32)
+        stale.settimeout(0.2)
+
+        def hang_up() -> None:
+            nonlocal tries
+            while True:
+                try:
+                    connection, _ = stale.accept()
+                except OSError:
+                    return
+                tries += 1
+                connection.close()
+
+        watcher = threading.Thread(target=hang_up)
+        watcher.start()
+        assert server._alive() is False
+        watcher.join()
+    assert tries == 1
