@@ -197,16 +197,22 @@ def test_a_moderator_away_too_long_is_told_and_returns_to_the_queue(
     assert page.locator("li.group").count() == 3 and page.locator("#login-notice").count() == 0
 
 
+def on_the_second_row(page, base: str) -> str:
+    """Logged in, the queue oldest first, the second row current (j): its ids."""
+    log_in(page, base)
+    page.goto(f"{base}/moderate/?sort=age")
+    second = page.locator("li.group").nth(1).get_attribute("data-ids")
+    page.keyboard.press("j")
+    return second
+
+
 def test_reject_without_a_reason_then_a_reload_sends_nothing(
     live_server, page, seeded, redis_client
 ):
     # The refusal used to be the POST's answer, served at /moderate/act: a reload sent
     # the form again (Chromium's "Confirm Form Resubmission"). Now it is a redirect
     # back to the queue, at the same row, with the message and the reasons focused.
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/moderate/?sort=age")
-    second = page.locator("li.group").nth(1).get_attribute("data-ids")
-    page.keyboard.press("j")
+    second = on_the_second_row(page, live_server.url)
     with page.expect_navigation():
         page.keyboard.press("r")
     assert page.url == f"{live_server.url}/moderate/?sort=age#pos-1"
@@ -233,10 +239,7 @@ def test_after_choosing_a_reason_escape_goes_back_to_the_comment(
 ):
     # Keyboard only: the hotkeys do nothing in the reasons list, and the way back to
     # the row was Tab through the toolbar and every row before it.
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/moderate/?sort=age")
-    second = page.locator("li.group").nth(1).get_attribute("data-ids")
-    page.keyboard.press("j")
+    second = on_the_second_row(page, live_server.url)
     page.focus("#reject-reason")
     page.keyboard.press("ArrowDown")
     assert page.input_value("#reject-reason") != ""
