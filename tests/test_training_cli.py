@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -176,6 +177,31 @@ def test_evaluate_writes_the_metrics(capsys, tmp_path, models):
         assert 0.0 <= metrics[name] <= 1.0 or name == "mcc"
     assert metrics["n"] == 4 and metrics["n_spam"] == 2
     assert "MCC" in out
+
+
+def test_evaluate_json_cut_short_keeps_the_old_file_and_leaves_no_temporary_one(
+    tmp_path, models
+):
+    """The write fails half-way, as on a full disk: here the file size limit (64 bytes,
+    in a subprocess) stops it. The OUT that was there stays whole."""
+    folder, _, _ = models
+    data = tmp_path / "labelled.jsonl"
+    data.write_text('{"text": "Subscribe to my channel", "label": 1}\n'
+                    '{"text": "Her voice is amazing", "label": 0}\n')
+    out_json = tmp_path / "out" / "metrics.json"
+    out_json.parent.mkdir()
+    out_json.write_text('{"previous": "run"}\n')
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--models-dir", str(folder), "evaluate", "--data",
+         str(data), "--json", str(out_json)], cwd=PROJECT, capture_output=True, text=True,
+        env=env, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64)))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: cannot write --json {out_json}: File too large"
+    assert "MCC" in result.stdout  # the metrics were printed before
+    assert out_json.read_text() == '{"previous": "run"}\n'
+    assert [p.name for p in out_json.parent.iterdir()] == ["metrics.json"]
 
 
 @pytest.mark.parametrize("where", ["a directory", "under a file"])
@@ -590,6 +616,32 @@ def test_evaluate_repeats_the_models_threshold_warnings(capsys, tmp_path, tiny_s
             "thresholds meet at 0.500") in out
     assert json.loads(out_json.read_text())["threshold_warnings"][0].startswith(
         "publish and reject thresholds meet")
+
+
+@pytest.mark.parametrize(("umask", "folder_mode", "file_mode"),
+                         [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_a_saved_version_has_the_modes_of_the_umask_like_any_other_folder(
+    tmp_path, models_dir, umask, folder_mode, file_mode
+):
+    """The service may run as another user of the group: a 0700 folder hid the model."""
+    from moderation import model_registry
+    from training import registry
+
+    base = (models_dir / "CURRENT").read_text().strip()
+    objects, meta = model_registry.load_artifact(models_dir, base)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    before = os.umask(umask)
+    try:
+        version = registry.save_version(folder, objects, {"thresholds": meta["thresholds"]})
+        registry.update_metadata(folder, version, {"evaluation": {}})
+    finally:
+        os.umask(before)
+    assert [p.name for p in folder.iterdir()] == [version]  # no temporary folder left
+    assert oct((folder / version).stat().st_mode & 0o777) == oct(folder_mode)
+    files = {p.name: oct(p.stat().st_mode & 0o777) for p in (folder / version).iterdir()}
+    assert files == {name: oct(file_mode) for name in ("model.skops", "serving.npz",
+                                                       "metadata.json")}
 
 
 def test_a_model_trained_on_the_shipped_data_has_sound_thresholds(models_dir):

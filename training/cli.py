@@ -381,8 +381,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
 
     from moderation import model_registry
@@ -426,7 +424,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         try:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+            registry.write_json_atomically(args.json, out)
         except OSError as exc:  # the metrics are printed above: nothing else is lost
             raise CLIError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
         print(f"  written to {args.json}")
