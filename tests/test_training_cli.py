@@ -356,6 +356,7 @@ def test_list_and_shadow(capsys, models, env):
     code, out, _ = run(capsys, "--models-dir", folder, "list")
     assert code == 0 and old in out and new in out
     assert f"* {old}" in out
+    assert "!" not in out  # no flag, no legend: both versions' thresholds are sound
     for text, label in (("WIN a free iPhone now at http://bit.ly/x", "spam"),
                         ("great song", "ham")):
         env.xadd(keys.DECISIONS, {"text": text, "label": label})
@@ -366,6 +367,25 @@ def test_list_and_shadow(capsys, models, env):
     assert "verdicts differ on 0 comments" in out
     # Trained on the shipped data only: none of the site's decisions.
     assert f"note: {new} was trained on none of these 2 decisions" in out
+
+
+def test_shadow_of_the_current_version_is_refused_with_a_hint(capsys, models, env):
+    """Compared with itself a model agrees everywhere: that says nothing about either."""
+    folder, old, new = models
+    env.xadd(keys.DECISIONS, {"text": "great song", "label": "ham"})
+    code, out, err = run(capsys, "--models-dir", folder, "shadow", old)
+    one_line_error(code, err, f"{old} is the current version: shadow compares another "
+                              "version with it; name a candidate (`python -m training list` "
+                              "shows them)")
+    assert out == ""
+    run(capsys, "--models-dir", folder, "promote", new)
+    code, _, err = run(capsys, "--models-dir", folder, "shadow", new)  # current in Redis
+    one_line_error(code, err, f"{new} is the current version")
+    code, out, _ = run(capsys, "--models-dir", folder, "shadow", old)
+    assert code == 0 and f"candidate {old}" in out
+    code, _, err = run(capsys, "--models-dir", folder, "shadow", "20990101-000000-ffffff")
+    one_line_error(code, err, "unknown model version '20990101-000000-ffffff'")
+    assert f"(newest first: {new}, {old})" in err
 
 
 def test_list_marks_a_version_without_protocol_results_instead_of_printing_nan(
@@ -595,6 +615,33 @@ def test_promote_refuses_an_older_version_whose_thresholds_meet(capsys, models, 
     meta_path.write_text(json.dumps(meta))
     code, _, err = run(capsys, "--models-dir", folder, "promote", new)
     one_line_error(code, err, "publish and reject thresholds meet at 0.620")
+
+
+def test_list_flags_the_versions_promote_would_refuse_for_their_thresholds(
+    capsys, tiny_streaming
+):
+    folder, old, version, _ = tiny_streaming
+    new = "20000101-000001-bbbbbb"
+    # One saved before the warnings were recorded, whose thresholds meet.
+    older = copy_version(folder, old, folder, "20000101-000002-cccccc")
+    meta = json.loads((folder / older / "metadata.json").read_text())
+    del meta["threshold_warnings"]
+    meta["thresholds"] = {"publish_below": 0.62, "reject_at": 0.62}
+    (folder / older / "metadata.json").write_text(json.dumps(meta))
+    code, out, _ = run(capsys, "--models-dir", folder, "list")
+    assert code == 0
+    lines = out.splitlines()
+    rows = {line[2:24]: line for line in lines[1:] if line[2:4] in ("20", "19")}
+    assert rows[version][25] == rows[older][25] == "!"
+    assert rows[old][25] == rows[new][25] == " "  # the models fixture's are sound
+    assert rows[old].startswith(f"* {old}   ")
+    # The flag takes the version column's padding: every column stays where it was.
+    assert lines[0].index("created") == rows[old].index(meta["created"]) == 27
+    assert lines[-1] == ("! : its thresholds cannot be trusted (train warned: they meet, too "
+                         "few examples chose them, or a budget is not met); `promote` "
+                         "refuses it without --force")
+    code, _, err = run(capsys, "--models-dir", folder, "promote", older)
+    one_line_error(code, err, f"refusing to promote {older}: its thresholds cannot be trusted")
 
 
 def test_the_first_model_of_a_tiny_run_is_current_with_its_warnings_said(capsys, tmp_path):

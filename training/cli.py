@@ -287,14 +287,17 @@ def _current(models_dir: Path, client=None) -> str | None:
 def cmd_list(args: argparse.Namespace) -> int:
     from moderation import model_registry
 
+    from . import registry
+
     versions = model_registry.list_versions(args.models_dir)
     if not versions:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
     client = _redis() if os.environ.get("REDIS_URL") else None
     current = _current(args.models_dir, client)
-    print(f"{'':2}{'version':<24} {'created':<26} {'comments MCC':>12} {'queue':>7} "
+    # The flag column sits where the version column's padding was: rows keep their width.
+    print(f"{'':2}{'version':<22} {'':1} {'created':<26} {'comments MCC':>12} {'queue':>7} "
           f"{'TubeSpam':>9} {'SMS':>6} {'LOVO':>6}")
-    unevaluated = mixed = False
+    unevaluated = mixed = doubtful = False
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
         metrics = meta.get("cv", {}).get("metrics", {})
@@ -305,7 +308,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         key = meta.get("evaluation", {}).get("key", {})
         unevaluated = unevaluated or not key
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 12)}{tilde}"
+        flag = "!" if registry.threshold_warnings(meta) else " "
+        doubtful = doubtful or flag == "!"
+        print(f"{mark}{version:<22} {flag} {meta.get('created', '?'):<26} "
+              f"{_cell(cv, 'mcc', 12)}{tilde}"
               f"{_cell(cv, 'queue_share', 7, '.1%')} {_cell(key, 'tubespam_mean_mcc', 9)} "
               f"{_cell(key, 'sms_mcc', 6)} {_cell(key, 'lovo_mean_mcc', 6)}")
     print("comments MCC and queue: cross-validated, every text but the SMS ones (`train` "
@@ -315,6 +321,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if unevaluated:
         print("- : protocols not run for that version (quick first model, or --no-report); "
               "`python -m training evaluate --version V` runs them")
+    if doubtful:
+        print("! : its thresholds cannot be trusted (train warned: they meet, too few "
+              "examples chose them, or a budget is not met); `promote` refuses it without "
+              "--force")
     return 0
 
 
@@ -492,9 +502,17 @@ def cmd_export_decisions(args: argparse.Namespace) -> int:
 
 
 def cmd_shadow(args: argparse.Namespace) -> int:
-    from . import decisions
+    from moderation import model_registry
 
+    from . import decisions, registry
+
+    registry.require_version(args.models_dir, args.version)
     client = _redis()
+    # Compared with itself, every verdict agrees: a table that looks like a clean bill.
+    if args.version == model_registry.current_version(args.models_dir, client):
+        raise CLIError(f"{args.version} is the current version: shadow compares another "
+                       "version with it; name a candidate (`python -m training list` shows "
+                       "them)")
     result = decisions.shadow(args.models_dir, args.version, client, last=args.last)
     print(decisions.render_shadow(result, top=args.show))
     return 0
@@ -554,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_serving)
 
     p = sub.add_parser("list", help="list model versions with their key metrics",
-                       description="Versions oldest first; * marks the current one.")
+                       description="Versions oldest first; * marks the current one, ! one whose "
+                       "thresholds cannot be trusted (`promote` needs --force for it).")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("evaluate", help="score a labelled file, or re-run the protocols",
@@ -608,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shadow", help="compare a candidate with the current model on decisions",
                        description="Score the last N moderator decisions with the current model "
                        "and VERSION and report where their verdicts disagree and which agrees "
-                       "more with the moderators.")
+                       "more with the moderators. VERSION must not be the current one (`list` "
+                       "shows the versions).")
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--last", type=int, default=500, metavar="N",
                    help="newest decisions to use (default: %(default)s)")
