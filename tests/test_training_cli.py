@@ -215,6 +215,47 @@ def test_evaluate_names_a_json_path_it_cannot_write(capsys, tmp_path, models, wh
     code, _, err = run(capsys, "--models-dir", folder, "evaluate", "--data", data,
                        "--json", out_json)
     one_line_error(code, err, f"cannot write --json {out_json}")
+    if where == "under a file":  # not mkdir's "File exists", which names the wrong thing
+        assert err.strip().endswith(f"{tmp_path / 'a-file'} is not a folder")
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+@pytest.mark.parametrize(
+    ("option", "command"),
+    [
+        ("--models-dir", ["train", "--quick", "--no-report"]),
+        ("--models-dir", ["train", "--streaming", "--data", "tiny.jsonl"]),
+        ("--models-dir", ["ensure-model"]),
+        ("--reports-dir", ["train", "--quick"]),
+        ("--reports-dir", ["evaluate"]),
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_named_before_any_training(
+    capsys, tmp_path, models, option, command, where
+):
+    folder, _, _ = models
+    write_tiny(tmp_path / "tiny.jsonl")
+    (tmp_path / "a-file").write_text("")
+    bad = tmp_path / "a-file" if where == "a file" else tmp_path / "a-file" / "sub"
+    folders = {"--models-dir": folder, "--reports-dir": tmp_path / "reports", option: bad}
+    before = sorted(p.name for p in folder.iterdir())
+    code, _, err = run(capsys, *(a for pair in folders.items() for a in pair),
+                       *(str(tmp_path / a) if a.endswith(".jsonl") else a for a in command))
+    one_line_error(code, err, f"{option} {bad} is not a folder" if where == "a file"
+                   else f"cannot create {option} {bad}: Not a directory")
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing trained
+
+
+@pytest.mark.parametrize(("command", "option"),
+                         [(["train", "--streaming", "--chunk-size"], "--chunk-size"),
+                          (["shadow", "V", "--last"], "--last")])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_counts_below_one_are_refused_by_the_parser(capsys, command, option, value):
+    """--chunk-size 0 ended a streaming run in range()'s traceback; --last 0 scored nothing."""
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, value])
+    assert info.value.code == 2
+    assert f"error: argument {option}: {value} is not at least 1" in capsys.readouterr().err
 
 
 def test_export_decisions_reads_the_stream(capsys, tmp_path, env):

@@ -25,8 +25,9 @@ EXIT_ERROR = 2
 #: What `--data` reads, for the help of every command that takes it.
 DATA_FORMATS = ("JSONL (text, label[, source]) or CSV with those columns in any case, "
                 "delimited by ',', ';' or tab (Excel's CSV works), UTF-8 with or without a "
-                "BOM; label spam/ham, 1/0 or true/false; a YouTube Spam Collection CSV "
-                "(CONTENT, CLASS) works as downloaded; a pipe such as <(zcat f.csv.gz) too")
+                "BOM; label spam/ham, 1/0 (1.0/0.0 too) or true/false; a YouTube Spam "
+                "Collection CSV (CONTENT, CLASS) works as downloaded; a pipe such as "
+                "<(zcat f.csv.gz) too")
 
 
 class CLIError(RuntimeError):
@@ -45,6 +46,29 @@ def default_reports_dir() -> Path:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def make_folder(path: Path, option: str) -> None:
+    """Create ``path`` (and its parents) if missing; CLIError naming ``option`` if it cannot
+    be. Called before the work, so a mistyped folder is said before a training, not after."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file (or a dangling link) of that name
+        raise CLIError(f"{option} {path} is not a folder") from None
+    except OSError as exc:
+        raise CLIError(f"cannot create {option} {path}: {exc.strerror or exc}") from None
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer of at least 1 (`--chunk-size 0` ended a streaming run in
+    a traceback from range(); `--last 0` scored no decision)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return number
 
 
 # -- commands --------------------------------------------------------------------
@@ -108,6 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import datasets, train
 
     started = time.perf_counter()
+    make_folder(args.models_dir, "--models-dir")
+    if not (args.no_report or args.streaming):
+        make_folder(args.reports_dir, "--reports-dir")
     if args.streaming:
         from . import streaming
 
@@ -226,6 +253,7 @@ def _too_small_to_judge(by_medium: dict[str, dict[str, Any]]) -> list[str]:
 def cmd_ensure_model(args: argparse.Namespace) -> int:
     from . import train
 
+    make_folder(args.models_dir, "--models-dir")
     version = train.ensure_model(args.models_dir)
     if version is None:
         print(f"a model already exists in {args.models_dir}")
@@ -433,8 +461,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  warning: the model's thresholds cannot be trusted: {warning}")
     if args.json:
         try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
             registry.write_json_atomically(args.json, out)
+        except FileExistsError:  # from mkdir: "File exists" would name the wrong thing
+            raise CLIError(f"cannot write --json {args.json}: {args.json.parent} is not a "
+                           "folder") from None
         except OSError as exc:  # the metrics are printed above: nothing else is lost
             raise CLIError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
         print(f"  written to {args.json}")
@@ -454,6 +485,7 @@ def _evaluate_version(args: argparse.Namespace) -> int:
     if meta.get("kind") == "streaming":
         raise CLIError(f"{version} is a streaming model: the protocols retrain the standard "
                        "model; score a labelled file with `evaluate --data FILE` instead")
+    make_folder(args.reports_dir, "--reports-dir")
     corpus = datasets.load_shipped()
     # The report's CV plots need out-of-fold scores: recompute them with the saved C.
     model = train.fit(corpus, quick=True, params=pipeline.saved_params(meta.get("params")))
@@ -554,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streaming", action="store_true",
                    help="out-of-core training on the --data files only: hashed features and "
                    "an incremental linear model over chunks (bounded memory, for large corpora)")
-    p.add_argument("--chunk-size", type=int, default=20000, metavar="N",
+    p.add_argument("--chunk-size", type=positive_int, default=20000, metavar="N",
                    help="texts per chunk with --streaming (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
@@ -630,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "more with the moderators. VERSION must not be the current one (`list` "
                        "shows the versions).")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("--last", type=int, default=500, metavar="N",
+    p.add_argument("--last", type=positive_int, default=500, metavar="N",
                    help="newest decisions to use (default: %(default)s)")
     p.add_argument("--show", type=int, default=10, metavar="K",
                    help="disagreements to list, largest score gap first (default: %(default)s)")
