@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -178,6 +179,31 @@ def test_evaluate_writes_the_metrics(capsys, tmp_path, models):
     assert "MCC" in out
 
 
+def test_evaluate_json_cut_short_keeps_the_old_file_and_leaves_no_temporary_one(
+    tmp_path, models
+):
+    """The write fails half-way, as on a full disk: here the file size limit (64 bytes,
+    in a subprocess) stops it. The OUT that was there stays whole."""
+    folder, _, _ = models
+    data = tmp_path / "labelled.jsonl"
+    data.write_text('{"text": "Subscribe to my channel", "label": 1}\n'
+                    '{"text": "Her voice is amazing", "label": 0}\n')
+    out_json = tmp_path / "out" / "metrics.json"
+    out_json.parent.mkdir()
+    out_json.write_text('{"previous": "run"}\n')
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--models-dir", str(folder), "evaluate", "--data",
+         str(data), "--json", str(out_json)], cwd=PROJECT, capture_output=True, text=True,
+        env=env, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64)))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: cannot write --json {out_json}: File too large"
+    assert "MCC" in result.stdout  # the metrics were printed before
+    assert out_json.read_text() == '{"previous": "run"}\n'
+    assert [p.name for p in out_json.parent.iterdir()] == ["metrics.json"]
+
+
 @pytest.mark.parametrize("where", ["a directory", "under a file"])
 def test_evaluate_names_a_json_path_it_cannot_write(capsys, tmp_path, models, where):
     folder, _, _ = models
@@ -189,6 +215,47 @@ def test_evaluate_names_a_json_path_it_cannot_write(capsys, tmp_path, models, wh
     code, _, err = run(capsys, "--models-dir", folder, "evaluate", "--data", data,
                        "--json", out_json)
     one_line_error(code, err, f"cannot write --json {out_json}")
+    if where == "under a file":  # not mkdir's "File exists", which names the wrong thing
+        assert err.strip().endswith(f"{tmp_path / 'a-file'} is not a folder")
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+@pytest.mark.parametrize(
+    ("option", "command"),
+    [
+        ("--models-dir", ["train", "--quick", "--no-report"]),
+        ("--models-dir", ["train", "--streaming", "--data", "tiny.jsonl"]),
+        ("--models-dir", ["ensure-model"]),
+        ("--reports-dir", ["train", "--quick"]),
+        ("--reports-dir", ["evaluate"]),
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_named_before_any_training(
+    capsys, tmp_path, models, option, command, where
+):
+    folder, _, _ = models
+    write_tiny(tmp_path / "tiny.jsonl")
+    (tmp_path / "a-file").write_text("")
+    bad = tmp_path / "a-file" if where == "a file" else tmp_path / "a-file" / "sub"
+    folders = {"--models-dir": folder, "--reports-dir": tmp_path / "reports", option: bad}
+    before = sorted(p.name for p in folder.iterdir())
+    code, _, err = run(capsys, *(a for pair in folders.items() for a in pair),
+                       *(str(tmp_path / a) if a.endswith(".jsonl") else a for a in command))
+    one_line_error(code, err, f"{option} {bad} is not a folder" if where == "a file"
+                   else f"cannot create {option} {bad}: Not a directory")
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing trained
+
+
+@pytest.mark.parametrize(("command", "option"),
+                         [(["train", "--streaming", "--chunk-size"], "--chunk-size"),
+                          (["shadow", "V", "--last"], "--last")])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_counts_below_one_are_refused_by_the_parser(capsys, command, option, value):
+    """--chunk-size 0 ended a streaming run in range()'s traceback; --last 0 scored nothing."""
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, value])
+    assert info.value.code == 2
+    assert f"error: argument {option}: {value} is not at least 1" in capsys.readouterr().err
 
 
 def test_export_decisions_reads_the_stream(capsys, tmp_path, env):
@@ -330,6 +397,7 @@ def test_list_and_shadow(capsys, models, env):
     code, out, _ = run(capsys, "--models-dir", folder, "list")
     assert code == 0 and old in out and new in out
     assert f"* {old}" in out
+    assert "!" not in out  # no flag, no legend: both versions' thresholds are sound
     for text, label in (("WIN a free iPhone now at http://bit.ly/x", "spam"),
                         ("great song", "ham")):
         env.xadd(keys.DECISIONS, {"text": text, "label": label})
@@ -340,6 +408,25 @@ def test_list_and_shadow(capsys, models, env):
     assert "verdicts differ on 0 comments" in out
     # Trained on the shipped data only: none of the site's decisions.
     assert f"note: {new} was trained on none of these 2 decisions" in out
+
+
+def test_shadow_of_the_current_version_is_refused_with_a_hint(capsys, models, env):
+    """Compared with itself a model agrees everywhere: that says nothing about either."""
+    folder, old, new = models
+    env.xadd(keys.DECISIONS, {"text": "great song", "label": "ham"})
+    code, out, err = run(capsys, "--models-dir", folder, "shadow", old)
+    one_line_error(code, err, f"{old} is the current version: shadow compares another "
+                              "version with it; name a candidate (`python -m training list` "
+                              "shows them)")
+    assert out == ""
+    run(capsys, "--models-dir", folder, "promote", new)
+    code, _, err = run(capsys, "--models-dir", folder, "shadow", new)  # current in Redis
+    one_line_error(code, err, f"{new} is the current version")
+    code, out, _ = run(capsys, "--models-dir", folder, "shadow", old)
+    assert code == 0 and f"candidate {old}" in out
+    code, _, err = run(capsys, "--models-dir", folder, "shadow", "20990101-000000-ffffff")
+    one_line_error(code, err, "unknown model version '20990101-000000-ffffff'")
+    assert f"(newest first: {new}, {old})" in err
 
 
 def test_list_marks_a_version_without_protocol_results_instead_of_printing_nan(
@@ -571,6 +658,33 @@ def test_promote_refuses_an_older_version_whose_thresholds_meet(capsys, models, 
     one_line_error(code, err, "publish and reject thresholds meet at 0.620")
 
 
+def test_list_flags_the_versions_promote_would_refuse_for_their_thresholds(
+    capsys, tiny_streaming
+):
+    folder, old, version, _ = tiny_streaming
+    new = "20000101-000001-bbbbbb"
+    # One saved before the warnings were recorded, whose thresholds meet.
+    older = copy_version(folder, old, folder, "20000101-000002-cccccc")
+    meta = json.loads((folder / older / "metadata.json").read_text())
+    del meta["threshold_warnings"]
+    meta["thresholds"] = {"publish_below": 0.62, "reject_at": 0.62}
+    (folder / older / "metadata.json").write_text(json.dumps(meta))
+    code, out, _ = run(capsys, "--models-dir", folder, "list")
+    assert code == 0
+    lines = out.splitlines()
+    rows = {line[2:24]: line for line in lines[1:] if line[2:4] in ("20", "19")}
+    assert rows[version][25] == rows[older][25] == "!"
+    assert rows[old][25] == rows[new][25] == " "  # the models fixture's are sound
+    assert rows[old].startswith(f"* {old}   ")
+    # The flag takes the version column's padding: every column stays where it was.
+    assert lines[0].index("created") == rows[old].index(meta["created"]) == 27
+    assert lines[-1] == ("! : its thresholds cannot be trusted (train warned: they meet, too "
+                         "few examples chose them, or a budget is not met); `promote` "
+                         "refuses it without --force")
+    code, _, err = run(capsys, "--models-dir", folder, "promote", older)
+    one_line_error(code, err, f"refusing to promote {older}: its thresholds cannot be trusted")
+
+
 def test_the_first_model_of_a_tiny_run_is_current_with_its_warnings_said(capsys, tmp_path):
     folder = tmp_path / "models"
     code, out, _ = run(capsys, "--models-dir", folder, "train", "--streaming", "--data",
@@ -590,6 +704,32 @@ def test_evaluate_repeats_the_models_threshold_warnings(capsys, tmp_path, tiny_s
             "thresholds meet at 0.500") in out
     assert json.loads(out_json.read_text())["threshold_warnings"][0].startswith(
         "publish and reject thresholds meet")
+
+
+@pytest.mark.parametrize(("umask", "folder_mode", "file_mode"),
+                         [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_a_saved_version_has_the_modes_of_the_umask_like_any_other_folder(
+    tmp_path, models_dir, umask, folder_mode, file_mode
+):
+    """The service may run as another user of the group: a 0700 folder hid the model."""
+    from moderation import model_registry
+    from training import registry
+
+    base = (models_dir / "CURRENT").read_text().strip()
+    objects, meta = model_registry.load_artifact(models_dir, base)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    before = os.umask(umask)
+    try:
+        version = registry.save_version(folder, objects, {"thresholds": meta["thresholds"]})
+        registry.update_metadata(folder, version, {"evaluation": {}})
+    finally:
+        os.umask(before)
+    assert [p.name for p in folder.iterdir()] == [version]  # no temporary folder left
+    assert oct((folder / version).stat().st_mode & 0o777) == oct(folder_mode)
+    files = {p.name: oct(p.stat().st_mode & 0o777) for p in (folder / version).iterdir()}
+    assert files == {name: oct(file_mode) for name in ("model.skops", "serving.npz",
+                                                       "metadata.json")}
 
 
 def test_a_model_trained_on_the_shipped_data_has_sound_thresholds(models_dir):

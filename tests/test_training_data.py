@@ -390,6 +390,48 @@ def test_files_as_operators_save_them_load_alike_in_both_readers(tmp_path, name,
     assert both_loaders(path) == ((texts, labels), (texts, labels))
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        # pandas writes an integer column with a gap as floats: 1.0 / 0.0.
+        ("floats.jsonl", '{"text": "win big", "label": 1.0}\n{"text": "hello", "label": 0.0}\n'),
+        ("floats.csv", "text,label\nwin big,1.0\nhello,0.0\n"),
+        ("zeros.csv", "text,label\nwin big, 1.00\nhello,0.000\n"),
+        # JSON booleans read as the words true / false do.
+        ("booleans.jsonl", '{"text": "win big", "label": true}\n'
+                           '{"text": "hello", "label": false}\n'),
+    ],
+)
+def test_labels_written_as_integral_floats_or_booleans_are_read(tmp_path, name, content):
+    path = write(tmp_path / name, content)
+    assert both_loaders(path) == ((["win big", "hello"], [1, 0]),) * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "shown"),
+    [
+        ("half.jsonl", '{"text": "x", "label": 0.5}\n', "0.5"),
+        ("two.jsonl", '{"text": "x", "label": 2}\n', "2"),
+        ("two-point-oh.jsonl", '{"text": "x", "label": 2.0}\n', "2.0"),
+        ("nan.jsonl", '{"text": "x", "label": NaN}\n', "nan"),
+        ("null.jsonl", '{"text": "x", "label": null}\n', "None"),
+        ("half.csv", "text,label\nx,0.5\n", "'0.5'"),
+        ("ten.csv", "text,label\nx,10.0\n", "'10.0'"),
+        ("dot.csv", "text,label\nx,1.\n", "'1.'"),
+    ],
+)
+def test_any_other_number_is_refused_by_row_rather_than_rounded(tmp_path, name, content, shown):
+    from training import streaming
+
+    path = write(tmp_path / name, content)
+    row = "line 1" if name.endswith(".jsonl") else "row 2"
+    for read in (datasets.load_labelled, lambda p: list(streaming.iter_rows(p))):
+        with pytest.raises(DataError) as info:
+            read(path)
+        assert str(info.value) == (f"{path}: {row}: unknown label {shown} "
+                                   "(expected spam/ham or 1/0)")
+
+
 def test_a_row_is_named_as_a_spreadsheet_numbers_it_and_by_its_line(tmp_path):
     from training import streaming
 

@@ -25,8 +25,9 @@ EXIT_ERROR = 2
 #: What `--data` reads, for the help of every command that takes it.
 DATA_FORMATS = ("JSONL (text, label[, source]) or CSV with those columns in any case, "
                 "delimited by ',', ';' or tab (Excel's CSV works), UTF-8 with or without a "
-                "BOM; label spam/ham, 1/0 or true/false; a YouTube Spam Collection CSV "
-                "(CONTENT, CLASS) works as downloaded; a pipe such as <(zcat f.csv.gz) too")
+                "BOM; label spam/ham, 1/0 (1.0/0.0 too) or true/false; a YouTube Spam "
+                "Collection CSV (CONTENT, CLASS) works as downloaded; a pipe such as "
+                "<(zcat f.csv.gz) too")
 
 
 class CLIError(RuntimeError):
@@ -45,6 +46,29 @@ def default_reports_dir() -> Path:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def make_folder(path: Path, option: str) -> None:
+    """Create ``path`` (and its parents) if missing; CLIError naming ``option`` if it cannot
+    be. Called before the work, so a mistyped folder is said before a training, not after."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file (or a dangling link) of that name
+        raise CLIError(f"{option} {path} is not a folder") from None
+    except OSError as exc:
+        raise CLIError(f"cannot create {option} {path}: {exc.strerror or exc}") from None
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer of at least 1 (`--chunk-size 0` ended a streaming run in
+    a traceback from range(); `--last 0` scored no decision)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return number
 
 
 # -- commands --------------------------------------------------------------------
@@ -108,6 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import datasets, train
 
     started = time.perf_counter()
+    make_folder(args.models_dir, "--models-dir")
+    if not (args.no_report or args.streaming):
+        make_folder(args.reports_dir, "--reports-dir")
     if args.streaming:
         from . import streaming
 
@@ -226,6 +253,7 @@ def _too_small_to_judge(by_medium: dict[str, dict[str, Any]]) -> list[str]:
 def cmd_ensure_model(args: argparse.Namespace) -> int:
     from . import train
 
+    make_folder(args.models_dir, "--models-dir")
     version = train.ensure_model(args.models_dir)
     if version is None:
         print(f"a model already exists in {args.models_dir}")
@@ -287,14 +315,17 @@ def _current(models_dir: Path, client=None) -> str | None:
 def cmd_list(args: argparse.Namespace) -> int:
     from moderation import model_registry
 
+    from . import registry
+
     versions = model_registry.list_versions(args.models_dir)
     if not versions:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
     client = _redis() if os.environ.get("REDIS_URL") else None
     current = _current(args.models_dir, client)
-    print(f"{'':2}{'version':<24} {'created':<26} {'comments MCC':>12} {'queue':>7} "
+    # The flag column sits where the version column's padding was: rows keep their width.
+    print(f"{'':2}{'version':<22} {'':1} {'created':<26} {'comments MCC':>12} {'queue':>7} "
           f"{'TubeSpam':>9} {'SMS':>6} {'LOVO':>6}")
-    unevaluated = mixed = False
+    unevaluated = mixed = doubtful = False
     for version in versions:
         meta = model_registry.read_metadata(args.models_dir, version)
         metrics = meta.get("cv", {}).get("metrics", {})
@@ -305,7 +336,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         key = meta.get("evaluation", {}).get("key", {})
         unevaluated = unevaluated or not key
         mark = "* " if version == current else "  "
-        print(f"{mark}{version:<24} {meta.get('created', '?'):<26} {_cell(cv, 'mcc', 12)}{tilde}"
+        flag = "!" if registry.threshold_warnings(meta) else " "
+        doubtful = doubtful or flag == "!"
+        print(f"{mark}{version:<22} {flag} {meta.get('created', '?'):<26} "
+              f"{_cell(cv, 'mcc', 12)}{tilde}"
               f"{_cell(cv, 'queue_share', 7, '.1%')} {_cell(key, 'tubespam_mean_mcc', 9)} "
               f"{_cell(key, 'sms_mcc', 6)} {_cell(key, 'lovo_mean_mcc', 6)}")
     print("comments MCC and queue: cross-validated, every text but the SMS ones (`train` "
@@ -315,6 +349,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if unevaluated:
         print("- : protocols not run for that version (quick first model, or --no-report); "
               "`python -m training evaluate --version V` runs them")
+    if doubtful:
+        print("! : its thresholds cannot be trusted (train warned: they meet, too few "
+              "examples chose them, or a budget is not met); `promote` refuses it without "
+              "--force")
     return 0
 
 
@@ -381,8 +419,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
 
     from moderation import model_registry
@@ -425,8 +461,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  warning: the model's thresholds cannot be trusted: {warning}")
     if args.json:
         try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            registry.write_json_atomically(args.json, out)
+        except FileExistsError:  # from mkdir: "File exists" would name the wrong thing
+            raise CLIError(f"cannot write --json {args.json}: {args.json.parent} is not a "
+                           "folder") from None
         except OSError as exc:  # the metrics are printed above: nothing else is lost
             raise CLIError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
         print(f"  written to {args.json}")
@@ -446,6 +485,7 @@ def _evaluate_version(args: argparse.Namespace) -> int:
     if meta.get("kind") == "streaming":
         raise CLIError(f"{version} is a streaming model: the protocols retrain the standard "
                        "model; score a labelled file with `evaluate --data FILE` instead")
+    make_folder(args.reports_dir, "--reports-dir")
     corpus = datasets.load_shipped()
     # The report's CV plots need out-of-fold scores: recompute them with the saved C.
     model = train.fit(corpus, quick=True, params=pipeline.saved_params(meta.get("params")))
@@ -494,9 +534,17 @@ def cmd_export_decisions(args: argparse.Namespace) -> int:
 
 
 def cmd_shadow(args: argparse.Namespace) -> int:
-    from . import decisions
+    from moderation import model_registry
 
+    from . import decisions, registry
+
+    registry.require_version(args.models_dir, args.version)
     client = _redis()
+    # Compared with itself, every verdict agrees: a table that looks like a clean bill.
+    if args.version == model_registry.current_version(args.models_dir, client):
+        raise CLIError(f"{args.version} is the current version: shadow compares another "
+                       "version with it; name a candidate (`python -m training list` shows "
+                       "them)")
     result = decisions.shadow(args.models_dir, args.version, client, last=args.last)
     print(decisions.render_shadow(result, top=args.show))
     return 0
@@ -538,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streaming", action="store_true",
                    help="out-of-core training on the --data files only: hashed features and "
                    "an incremental linear model over chunks (bounded memory, for large corpora)")
-    p.add_argument("--chunk-size", type=int, default=20000, metavar="N",
+    p.add_argument("--chunk-size", type=positive_int, default=20000, metavar="N",
                    help="texts per chunk with --streaming (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
@@ -556,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_serving)
 
     p = sub.add_parser("list", help="list model versions with their key metrics",
-                       description="Versions oldest first; * marks the current one.")
+                       description="Versions oldest first; * marks the current one, ! one whose "
+                       "thresholds cannot be trusted (`promote` needs --force for it).")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("evaluate", help="score a labelled file, or re-run the protocols",
@@ -610,9 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shadow", help="compare a candidate with the current model on decisions",
                        description="Score the last N moderator decisions with the current model "
                        "and VERSION and report where their verdicts disagree and which agrees "
-                       "more with the moderators.")
+                       "more with the moderators. VERSION must not be the current one (`list` "
+                       "shows the versions).")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("--last", type=int, default=500, metavar="N",
+    p.add_argument("--last", type=positive_int, default=500, metavar="N",
                    help="newest decisions to use (default: %(default)s)")
     p.add_argument("--show", type=int, default=10, metavar="K",
                    help="disagreements to list, largest score gap first (default: %(default)s)")

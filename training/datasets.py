@@ -13,6 +13,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -83,9 +84,22 @@ class Corpus:
         return [normalize(t) for t in self.texts]
 
 
+#: 1.0 / 0.0 as pandas writes an integer column that has a gap (and other tools a
+#: number): the integer label, not a probability (0.5 is refused, never rounded).
+_INTEGRAL_FLOAT = re.compile(r"([01])\.0+")
+
+
 def parse_label(value: object, where: str) -> int:
-    """1 for spam, 0 for ham; anything else is a :class:`DataError`."""
+    """1 for spam, 0 for ham; anything else is a :class:`DataError`.
+
+    JSON ``true`` / ``false`` read as the words "true" / "false" do (spam / ham);
+    ``1.0`` / ``0.0`` (a JSON number or CSV text) as 1 / 0; any other number is refused.
+    """
     text = str(value).strip().lower()
+    if isinstance(value, float) and value in (0.0, 1.0):
+        text = str(int(value))  # -0.0 too; NaN and inf are refused below
+    elif match := _INTEGRAL_FLOAT.fullmatch(text):
+        text = match.group(1)
     if text in _SPAM_LABELS:
         return 1
     if text in _HAM_LABELS:

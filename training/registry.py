@@ -11,7 +11,6 @@ import os
 import platform
 import secrets
 import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,10 @@ def save_version(
     if target.exists():
         raise FileExistsError(f"model version {version} already exists in {models_dir}")
     serving = model_registry.export(objects, target / ARTIFACT)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=models_dir))
+    # mkdir, not mkdtemp (0700): the folder gets the umask's mode like any other, so a
+    # service running as another user of the group can read it.
+    tmp = models_dir / f".{version}.{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         sio.dump(model_registry.pack_vocabularies(objects), tmp / ARTIFACT)
         serving_model.save(serving, tmp / SERVING)
@@ -141,6 +143,23 @@ def check_servable(models_dir: str | Path, version: str) -> None:
     model_registry.load_artifact(models_dir, version)
     export_serving(models_dir, version)
     model_registry.load_serving(models_dir, version)
+
+
+def write_json_atomically(path: str | Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON: written beside it under a temporary name,
+    then renamed, so a crash or Ctrl-C leaves the old file or the new one, never half.
+
+    The temporary file is opened like any other (not with ``mkstemp``'s 0600), so the
+    result has the umask's mode.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        _write_json(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -248,9 +267,7 @@ def update_metadata(models_dir: str | Path, version: str, updates: dict[str, Any
     path = model_registry.version_dir(models_dir, version) / METADATA
     data = model_registry.read_metadata(models_dir, version)
     data.update(updates)
-    tmp = path.with_name(f".{METADATA}.{secrets.token_hex(4)}")
-    _write_json(tmp, data)
-    os.replace(tmp, path)
+    write_json_atomically(path, data)
 
 
 #: A candidate may be this much lower on a key metric before it counts as worse (noise).
