@@ -60,6 +60,20 @@ def test_issue_on_the_callers_transaction_exists_once_it_runs(redis_client):
     assert store.verify(challenge.id, "abcdef")
 
 
+def test_issue_is_one_atomic_command_on_any_pipeline(redis_client):
+    # The article page reads its listing and issues the challenge on a plain pipeline
+    # (no MULTI/EXEC): the answer and its TTL must still be one command, so the
+    # answer can never be stored without the TTL.
+    store = ChallengeStore(redis_client, ttl_seconds=600, text_source=fixed("ABCDEF"))
+    with redis_client.pipeline(transaction=False) as pipe:
+        challenge = store.issue(pipe=pipe)
+        assert len(pipe) == 1
+        pipe.execute()
+    assert redis_client.hgetall(keys.captcha(challenge.id)) == {"answer": "ABCDEF",
+                                                                "attempts": "0"}
+    assert 590 <= redis_client.ttl(keys.captcha(challenge.id)) <= 600
+
+
 def test_verify_is_case_and_space_insensitive_and_single_use(redis_client):
     store = ChallengeStore(redis_client, text_source=fixed("ABCDEF"))
     challenge = store.issue()

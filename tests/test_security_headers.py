@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 
 from moderation import keys
@@ -103,6 +106,19 @@ def test_listing_query_is_validated(client, article_slug, query, field):
 )
 def test_clean_text(raw, clean):
     assert clean_text(raw) == clean
+
+
+def test_clean_text_drops_exactly_controls_surrogates_and_bidi_controls():
+    """Every code point, against the rule as first written character by character:
+    keep newline and tab, drop categories Cc and Cs and the bidi controls."""
+    bidi = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    normalized = unicodedata.normalize("NFC", every.replace("\r", "\n"))
+    kept = "".join(
+        ch for ch in normalized
+        if ch in "\n\t" or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in bidi)
+    )
+    assert clean_text(every) == kept
 
 
 def test_nul_and_controls_are_removed_before_storage(make_app, article_slug, redis_client):

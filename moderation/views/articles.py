@@ -78,9 +78,9 @@ def render_article(
         # it is served on every image request); otherwise a new one.
         challenge = get_challenges().live(challenge_id)
     new_challenge = wanted and challenge is None
-    # One round trip: the listing read and the new challenge's writes (a transaction
-    # then, so the answer never exists without its TTL).
-    with get_redis().pipeline(transaction=new_challenge) as pipe:
+    # One round trip: the listing read and the new challenge's write (one script, so
+    # the answer never exists without its TTL).
+    with get_redis().pipeline(transaction=False) as pipe:
         query.queue(pipe)
         if new_challenge:
             challenge = get_challenges().issue(pipe=pipe)
