@@ -311,6 +311,7 @@ def render_queue(
         reasons=review.REJECT_REASONS,
         actions=ACTION_LABELS,
         age=lambda epoch: age(epoch, now),
+        now=now,
         flagged_terms=flagged_terms,
         highlight=highlight,
         reasons_list=reasons_list,
@@ -483,5 +484,6 @@ def comment(comment_id: str):
         why=reasons_list(item.explanation),
         user=current_user(),
         age=age,
+        now=time.time(),
     )
     return no_store(current_app.make_response(html))
