@@ -394,6 +394,47 @@ def test_a_claim_that_runs_out_says_so_without_a_reload(
     assert "Approved 1 comment" in page.inner_text(".flash")
 
 
+def test_c_claims_the_current_comment_and_the_key_list_says_so(
+    live_server, page, seeded, redis_client
+):
+    second = on_the_second_row(page, live_server.url)
+    page.keyboard.press("?")
+    keys_listed = dict(zip(page.locator("#help dt").all_inner_texts(),
+                           page.locator("#help dd").all_inner_texts(), strict=True))
+    assert keys_listed["c"].startswith("claim for 10 min")
+    page.keyboard.press("Escape")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    assert page.inner_text(".flash") == f"Claimed {len(second.split(','))} comment(s) for 600 s."
+    holders = ReviewQueue(redis_client).holders(second.split(","))
+    assert {who for who, _ in holders.values()} == {"mia"} and len(holders) == 3
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert re.fullmatch(r"claimed by mia until \d\d:\d\d UTC", holder_of(page, second).inner_text())
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+
+def test_my_lapsed_claim_says_so_and_the_server_still_decides(
+    make_live_server, page, seeded, redis_client
+):
+    # Mia's own claim ran out while she read: the page said she held it, and her
+    # decision was refused once noa had claimed the comment. The page now says the
+    # claim lapsed; the server still refuses, as before, and says who holds it now.
+    server = make_live_server(LEASE_SECONDS=LEASE)
+    second = on_the_second_row(page, server.url)
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    assert holder_of(page, second).inner_text().startswith("claimed by mia until")
+    expect(holder_of(page, second)).to_have_text(
+        re.compile(r"claim by mia lapsed at .*: free again"), timeout=15_000)
+    ReviewQueue(redis_client).claim("noa", second.split(","))
+    with page.expect_navigation():
+        page.keyboard.press("s")
+    assert "Nothing was changed" in page.inner_text("#mod-error")
+    assert "is claimed by noa" in page.inner_text("#mod-error")
+    assert {redis_client.hget(keys.comment(cid), "status") for cid in second.split(",")} == {
+        "held"}
+
+
 def test_without_javascript_a_claim_says_until_when_and_a_lapsed_one_can_be_decided(
     live_server, browser, seeded, redis_client
 ):
