@@ -80,7 +80,7 @@ def create_app(
 
     from . import users
     from .queue import ReviewQueue
-    from .views import api, auth, models, moderate, moderate_api, ops
+    from .views import api, auth, icons, models, moderate, moderate_api, ops
     from .views import articles as article_views
 
     users.init_app(app)
@@ -96,6 +96,7 @@ def create_app(
     app.register_blueprint(moderate_api.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(icons.bp)
     app.register_error_handler(CSRFError, article_views.handle_csrf_error)
     ratelimit.init_app(app)  # wraps the comment endpoints: after the blueprints
     security_headers.init_app(app)

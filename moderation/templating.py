@@ -16,6 +16,11 @@ def humantime(epoch: float) -> str:
     return datetime.fromtimestamp(float(epoch), UTC).strftime("%d %B %Y, %H:%M UTC")
 
 
+def clocktime(epoch: float) -> str:
+    """The time of day alone, for what ends within the hour (a claim's lease): 14:05 UTC."""
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%H:%M UTC")
+
+
 #: Three or more line breaks (blank lines that may hold spaces) in a row.
 _BLANK_RUN = re.compile(r"\n(?:[ \t\r\f\v]*\n){2,}")
 
@@ -32,4 +37,5 @@ def paragraphs(text: str) -> str:
 def init_app(app: Flask) -> None:
     app.add_template_filter(isotime)
     app.add_template_filter(humantime)
+    app.add_template_filter(clocktime)
     app.add_template_filter(paragraphs)

@@ -268,6 +268,17 @@ def queue_claimed(page, site):
     assert page.locator("li.group.claimed").count() == 1
 
 
+@state("queue, a claim lapsed while the page was open")
+def queue_lapsed(page, site):
+    hold_some(site)
+    log_in(page, site)
+    ReviewQueue(site.store, lease_seconds=1.5).claim("ben", [held(
+        site.store, "Is there a source for the second paragraph?", article=site.slug,
+        score=0.95).id])
+    page.goto(f"{site.url}/moderate/")
+    expect(page.locator(".holder.lapsed")).to_have_count(1, timeout=10_000)
+
+
 @state("queue, words longer than the window")
 def queue_long_words(page, site):
     # A reader's name and text without a space: the name pushed a 320 px page 195 px wide.
@@ -550,6 +561,7 @@ ZOOMED = {"width": 320, "height": 640}
 
 @pytest.mark.parametrize("name", [
     "queue, held comments grouped", "queue, words longer than the window",
+    "queue, a row claimed by another moderator", "queue, a claim lapsed while the page was open",
     "history with decisions and undo", "comment page", "models list (operators)",
     "a model's evaluation report with its plots",
     "login, wrong password (401)", "error 404 (no such article)",

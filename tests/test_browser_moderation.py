@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from modhelpers import PASSWORD, held
+from playwright.sync_api import expect
 
 from moderation import keys
 from moderation.queue import ReviewQueue
@@ -335,4 +337,125 @@ def test_enter_on_a_checked_row_without_javascript_changes_nothing(
     assert page.inner_text("#mod-error").startswith("Nothing was changed: Enter does not decide.")
     assert page.locator("li.group").nth(0).locator("input[name=ids]").is_checked()
     assert redis_client.xlen(keys.DECISIONS) == 0
+    context.close()
+
+
+LEASE = 4.0  # seconds: long enough to see a claim, short enough to see it run out
+
+
+def holder_of(page, ids: str):
+    return page.locator(f"li.group[data-ids='{ids}'] .holder")
+
+
+#: A computer that sleeps: Chromium's performance.now() stands still meanwhile (Linux,
+#: macOS), while the wall clock runs on. Here it stands still from the first reading.
+ASLEEP = """(() => {
+    const real = performance.now.bind(performance);
+    let first = null;
+    performance.now = () => (first === null ? (first = real()) : first);
+})()"""
+
+
+@pytest.mark.parametrize(("skew", "asleep"), [(-3600, False), (3600, False), (0, True)],
+                         ids=["clock an hour behind", "an hour ahead", "asleep"])
+def test_a_claim_that_runs_out_says_so_without_a_reload(
+    live_server, page, seeded, redis_client, skew, asleep
+):
+    # The row read "claimed by ben" until the page was reloaded, long after ben's lease
+    # had run out: mia left a free comment alone. Now it says until when, and turns
+    # "lapsed" when the lease ends, by the server's count, whatever the browser's clock says.
+    good = seeded[0]
+    page.clock.set_system_time(datetime.now(UTC) + timedelta(seconds=skew))
+    if asleep:
+        page.add_init_script(ASLEEP)
+    log_in(page, live_server.url)
+    assert page.evaluate("Date.now() / 1000") - time.time() == pytest.approx(skew, abs=60)
+    ReviewQueue(redis_client, lease_seconds=LEASE).claim("ben", [good.id])
+    claimed_at, claimed_wall = time.monotonic(), time.time()
+    page.goto(f"{live_server.url}/moderate/")
+    row, holder = page.locator(f"li.group[data-ids='{good.id}']"), holder_of(page, good.id)
+    assert re.fullmatch(r"claimed by ben until \d\d:\d\d UTC", holder.inner_text())
+    assert "claimed" in row.get_attribute("class").split()
+    until = datetime.fromisoformat(holder.locator("time").get_attribute("datetime"))
+    assert until.timestamp() == pytest.approx(claimed_wall + LEASE, abs=1.5)  # whole seconds
+    assert 0 < float(holder.get_attribute("data-lease-left")) <= LEASE
+
+    sent = []
+    page.on("request", lambda request: sent.append(request.url))
+    expect(holder).to_have_text(
+        re.compile(r"claim by ben lapsed at \d\d:\d\d UTC: free again"), timeout=15_000)
+    assert time.monotonic() - claimed_at >= LEASE - 0.1, "not before the lease ran out"
+    assert ReviewQueue(redis_client).holders([good.id]) == {}
+    assert "claimed" not in row.get_attribute("class").split()
+    assert sent == [], "no reload"
+
+    with page.expect_navigation():  # the first row is the current one
+        page.keyboard.press("a")
+    assert "Approved 1 comment" in page.inner_text(".flash")
+
+
+def test_c_claims_the_current_comment_and_the_key_list_says_so(
+    live_server, page, seeded, redis_client
+):
+    second = on_the_second_row(page, live_server.url)
+    page.keyboard.press("?")
+    keys_listed = dict(zip(page.locator("#help dt").all_inner_texts(),
+                           page.locator("#help dd").all_inner_texts(), strict=True))
+    assert keys_listed["c"].startswith("claim for 10 min")
+    page.keyboard.press("Escape")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    assert page.inner_text(".flash") == f"Claimed {len(second.split(','))} comment(s) for 600 s."
+    holders = ReviewQueue(redis_client).holders(second.split(","))
+    assert {who for who, _ in holders.values()} == {"mia"} and len(holders) == 3
+    assert page.locator("li.group.current").get_attribute("data-ids") == second
+    assert re.fullmatch(r"claimed by mia until \d\d:\d\d UTC", holder_of(page, second).inner_text())
+    assert redis_client.xlen(keys.DECISIONS) == 0
+
+
+def test_my_lapsed_claim_says_so_and_the_server_still_decides(
+    make_live_server, page, seeded, redis_client
+):
+    # Mia's own claim ran out while she read: the page said she held it, and her
+    # decision was refused once noa had claimed the comment. The page now says the
+    # claim lapsed; the server still refuses, as before, and says who holds it now.
+    server = make_live_server(LEASE_SECONDS=LEASE)
+    second = on_the_second_row(page, server.url)
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    assert holder_of(page, second).inner_text().startswith("claimed by mia until")
+    expect(holder_of(page, second)).to_have_text(
+        re.compile(r"claim by mia lapsed at .*: free again"), timeout=15_000)
+    ReviewQueue(redis_client).claim("noa", second.split(","))
+    with page.expect_navigation():
+        page.keyboard.press("s")
+    assert "Nothing was changed" in page.inner_text("#mod-error")
+    assert "is claimed by noa" in page.inner_text("#mod-error")
+    assert {redis_client.hget(keys.comment(cid), "status") for cid in second.split(",")} == {
+        "held"}
+
+
+def test_without_javascript_a_claim_says_until_when_and_a_lapsed_one_can_be_decided(
+    live_server, browser, seeded, redis_client
+):
+    good = seeded[0]
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    log_in(page, live_server.url)
+    queue = ReviewQueue(redis_client, lease_seconds=LEASE)
+    queue.claim("ben", [good.id])
+    page.goto(f"{live_server.url}/moderate/")
+    holder = holder_of(page, good.id)
+    assert re.fullmatch(r"claimed by ben until \d\d:\d\d UTC", holder.inner_text())
+    deadline = time.monotonic() + 15
+    while queue.holders([good.id]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # The page still says "claimed" (nothing updates it), yet the comment is free:
+    # the server decides, as it always did.
+    assert holder.inner_text().startswith("claimed by ben")
+    with page.expect_navigation():
+        page.click(f"li.group[data-ids='{good.id}'] button.act-approve")
+    assert "Approved 1 comment" in page.inner_text(".flash")
     context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 
 import pytest
 from modhelpers import PASSWORD, csrf_token, held, log_in, reuse_password_hashes, snapshot_unstamped
@@ -413,6 +414,27 @@ def test_item_claimed_by_another_is_refused_with_the_holder(alice, redis_client,
     refused = alice.get(response.headers["Location"]).get_data(as_text=True)
     assert f"Nothing was changed: Comment {comment.id} is claimed by bob" in refused
     assert snapshot_unstamped(redis_client) == before
+
+
+def test_a_claim_says_until_when_in_the_queue_and_on_the_comments_page(alice, redis_client):
+    # "claimed by bob" alone never said when bob's lease ends: a page left open kept
+    # saying it after the comment was free again. Now the time is in the text, and the
+    # seconds left (what static/leases.js counts down) in an attribute.
+    comment = held(redis_client)
+    ReviewQueue(redis_client, lease_seconds=600).claim("bob", [comment.id])
+    ends = time.time() + 600
+    for path in ("/moderate/", f"/moderate/comments/{comment.id}"):
+        html = alice.get(path).get_data(as_text=True)
+        found = re.search(
+            r'<span class="holder" data-holder="bob" data-lease-left="([0-9.]+)">claimed by bob '
+            r'until <time datetime="([^"]+)">(\d\d:\d\d) UTC</time></span>', html)
+        assert found, path
+        left, until, shown = found.groups()
+        assert 590 < float(left) <= 600
+        until = datetime.fromisoformat(until)
+        assert until.timestamp() == pytest.approx(ends, abs=2)
+        assert shown == until.strftime("%H:%M")
+        assert 'src="/static/leases.js"' in html
 
 
 def test_claim_and_release_from_the_ui(alice, redis_client):

@@ -3,6 +3,7 @@
 //
 //   j / k  next / previous comment       a  approve      r  reject (toolbar reason)
 //   x      select / unselect             s  spam         h  ham
+//   c      claim (renews a claim held)
 //   ?      show / hide the key list      Esc closes it
 //   Esc    in the reject reasons: back to the current comment (then r)
 (function () {
@@ -118,6 +119,7 @@
       case "r": press("reject"); break;
       case "s": press("spam"); break;
       case "h": press("ham"); break;
+      case "c": press("claim"); break;
       case "x":
         if (rows[current]) {
           var box = rows[current].querySelector("input[name=ids]");

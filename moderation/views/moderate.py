@@ -175,6 +175,13 @@ def age(epoch: float | None, now: float | None = None) -> str:
     return f"{int(seconds)} s"
 
 
+def duration(seconds: float) -> str:
+    """A lease as the key list says it: 10 min, 90 s."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
 @dataclass(frozen=True)
 class Flagged:
     """What to highlight: whole normalized words, and character n-grams inside words."""
@@ -311,6 +318,8 @@ def render_queue(
         reasons=review.REJECT_REASONS,
         actions=ACTION_LABELS,
         age=lambda epoch: age(epoch, now),
+        now=now,
+        lease=duration(current_app.config["LEASE_SECONDS"]),
         flagged_terms=flagged_terms,
         highlight=highlight,
         reasons_list=reasons_list,
@@ -483,5 +492,6 @@ def comment(comment_id: str):
         why=reasons_list(item.explanation),
         user=current_user(),
         age=age,
+        now=time.time(),
     )
     return no_store(current_app.make_response(html))
