@@ -10,11 +10,13 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from pathlib import Path
 
 from gunicorn.util import parse_address
+from gunicorn.workers.ggevent import GeventWorker
 
 
 def _bind_problem(value: str) -> str | None:
@@ -40,7 +42,61 @@ if (_problem := _bind_problem(bind)) is not None:
 # not a whole number of at least 0 ends there in its traceback (`make run` checks for
 # that first). 0 reaches the start-up check in on_starting, which names it.
 workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 2))
-worker_class = "sync"
+#: At most this long, and this many bytes, a closing connection reads what its client
+#: is still sending (gunicorn's sync worker lingers 2 s and 64 KiB).
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1 << 20
+
+
+def _close_after_answer(sock) -> None:
+    """Send FIN after the answer, then read what the client still sends.
+
+    Closing a socket with unread bytes makes the kernel reset the connection, and a
+    client still uploading (a body over MAX_CONTENT_LENGTH answered 413, a request
+    line gunicorn refuses as too long) loses the answer it had not read yet.
+    gunicorn's sync and threaded workers linger like this; its gevent worker closes
+    at once. Under gevent the wait holds a greenlet, not the worker.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    deadline = time.monotonic() + _LINGER_SECONDS
+    drained = 0
+    while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+        try:
+            sock.settimeout(left)
+            data = sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        drained += len(data)
+
+
+class _LingeringGeventWorker(GeventWorker):
+    """gunicorn's gevent worker, closing connections after their answer as its sync
+    worker does (see ``_close_after_answer``)."""
+
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        except StopIteration:  # the answer was sent and the connection is to close
+            _close_after_answer(sock)
+            raise
+
+
+# gevent workers serve many connections each, so a client that stalls mid-request
+# holds one greenlet, not one of the two workers (two such clients took the whole
+# service down under sync workers). Requests are still handled one at a time per
+# worker when they use the CPU; what they overlap is the wait on Redis and the network.
+worker_class = _LingeringGeventWorker
+worker_connections = 1000
+# Under gevent workers, keepalive is also the deadline for a request's line and headers
+# (gunicorn's AsyncWorker reads them inside ``timeout_ctx``): a client that has not
+# sent them within 5 s of connecting, or of its previous response, is disconnected.
+# nginx allows 60 s by default; 5 s is ample for a browser's one-packet headers.
+keepalive = 5
 timeout = 30
 accesslog = "-"
 errorlog = "-"
@@ -91,6 +147,7 @@ def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     write_nonblock(sock, head.encode("latin-1") + body)
+    _close_after_answer(sock)  # the rest of the refused request is still arriving
 
 
 def on_starting(server):

@@ -144,7 +144,7 @@ def python() -> str:
 class Gunicorn:
     """``gunicorn -c gunicorn.conf.py <app>`` as ``make run`` starts it, on a free port.
 
-    Same config file (2 workers, sync, embedded Redis started by the master's
+    Same config file (2 gevent workers, embedded Redis started by the master's
     ``on_starting`` hook), but a private var dir so benchmark data never lands in
     the operator's ``var/``. The access log goes to a file instead of the terminal.
     """

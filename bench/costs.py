@@ -4,7 +4,7 @@ The throughput rows say *how much* the write path and the article page fall shor
 these rows say *why*, measured in the same run. Each request is sent straight to the
 WSGI app inside this process (no HTTP, no gunicorn, no load generator), against a
 private redis-server, and timed with ``time.process_time`` over many requests: the
-app's own CPU, which is what two sync workers on two cores share. Round trips are
+app's own CPU, which is what two workers on two cores share. Round trips are
 counted on redis-py's connections (one send of a command or a pipeline = one trip);
 each costs this process a send and a receive, and redis-server CPU besides.
 

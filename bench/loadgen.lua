@@ -35,9 +35,10 @@ function request()
   local line = lines[idx]
   local method, path, body = line:match("^(%S+) (%S+) ?(.*)$")
   if body ~= nil and body ~= "" then
-    return wrk.format(method, path, {["Content-Type"] = "application/json"}, body)
+    return wrk.format(method, path,
+      {["Content-Type"] = "application/json", ["Connection"] = "close"}, body)
   end
-  return wrk.format(method, path)
+  return wrk.format(method, path, {["Connection"] = "close"})
 end
 
 function response(status, headers, body)

@@ -6,8 +6,9 @@ statuses and socket errors. wrk (C, one thread) is preferred because it costs th
 server almost no CPU; the Python fallback keeps ``make bench`` working where wrk is
 not installed, at the price of more client CPU (the table says which one ran).
 
-gunicorn's sync workers close the connection after every response, so both clients
-open one TCP connection per request, exactly as a browser hitting a sync worker would.
+Both clients open one TCP connection per request and say ``Connection: close``, the
+service and its baseline alike (gunicorn's workers would keep a connection alive for
+a few seconds; a reader's first page view pays for the connection too).
 """
 
 from __future__ import annotations

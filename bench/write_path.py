@@ -1,7 +1,7 @@
 """Write path: POST comments through the whole service vs a bare Flask + one XADD.
 
 The service runs under gunicorn exactly as ``make run`` starts it (same config file:
-2 sync workers, embedded Redis from the master's ``on_starting`` hook), with the
+2 gevent workers, embedded Redis from the master's ``on_starting`` hook), with the
 bench app instance (:mod:`bench.bench_app`). Before each timed phase the benchmark
 issues the challenges the load generator will answer with the service's own
 ``ChallengeStore`` against the service's Redis -- so issuing is not in the timed
@@ -30,7 +30,7 @@ OK_STATUSES = {201, 202}  # published or held: the comment was accepted and stor
 #: service, counted apart from errors (and reported), not as a failure.
 ANSWERED = OK_STATUSES | {422}
 TOKEN_FETCHERS = 4
-CONNECTIONS = 8  # enough to keep 2 sync workers busy, few enough to stay cheap
+CONNECTIONS = 8  # enough to keep 2 workers busy, few enough to stay cheap
 LATENCY_CONNECTIONS = 4
 
 

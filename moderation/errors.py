@@ -131,10 +131,11 @@ def _code_for(exc: HTTPException) -> str:
 def _body_timeout(seconds: float) -> Iterator[None]:
     """Give up on a body that stops arriving for ``seconds`` (gunicorn only).
 
-    A sync worker serves one request at a time; a client that declares a body and
-    then sends nothing would hold it until gunicorn's own timeout kills the worker
-    and answers a bare 500. Like nginx's client_body_timeout, this bounds the wait
-    between two reads (not the whole upload), and the socket is put back as it was.
+    A client that declares a body and then sends nothing would otherwise hold its
+    connection as long as it liked (under sync workers, the whole worker, until
+    gunicorn killed it and answered a bare 500). Like nginx's client_body_timeout,
+    this bounds the wait between two reads (not the whole upload), and the socket is
+    put back as it was.
     """
     sock = request.environ.get("gunicorn.socket")
     if sock is None:

@@ -19,7 +19,8 @@ from .embedded_redis import EmbeddedRedis
 
 
 def connect(url: str) -> redis.Redis:
-    """A client that returns ``str``; a small pool per process is enough for sync workers."""
+    """A client that returns ``str``; one pool per process, a connection per greenlet
+    waiting on Redis at the same moment (gevent workers)."""
     return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.request
 
 import pytest
 
@@ -53,7 +54,9 @@ def exchange(port: int, request: bytes, *, half_close: bool = False) -> tuple[in
 def server(models_dir):
     from bench.common import Gunicorn
 
-    env = {"MODELS_DIR": str(models_dir), "BODY_TIMEOUT_SECONDS": "1"}
+    # gunicorn's --keep-alive is also its gevent workers' deadline for the headers.
+    env = {"MODELS_DIR": str(models_dir), "BODY_TIMEOUT_SECONDS": "1",
+           "GUNICORN_CMD_ARGS": "--keep-alive 1"}
     with Gunicorn("moderation.wsgi:app", env=env) as running:
         yield running
 
@@ -157,3 +160,46 @@ def test_a_form_that_stops_arriving_is_408_as_a_page(server):
     assert content_type.startswith("text/html")
     assert b"stopped arriving" in body
     assert seconds < 5
+
+
+def stalling_clients(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send half a request line and headers, then wait."""
+    clients = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Half: ")
+        clients.append(client)
+    return clients
+
+
+def test_clients_that_stall_inside_their_headers_do_not_keep_others_waiting(server):
+    # Under sync workers, two such clients took both workers until gunicorn killed them.
+    clients = stalling_clients(server.port, 12)
+    try:
+        for _ in range(5):
+            with urllib.request.urlopen(server.base_url + "/healthz", timeout=3) as answer:
+                assert answer.status == 200
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_client_that_drips_its_headers_is_cut_off_at_the_header_deadline(server):
+    # The deadline covers the whole request line and headers, not the gap between two
+    # reads, so sending a header every half second does not keep the connection.
+    (client,) = stalling_clients(server.port, 1)
+    started = time.monotonic()
+    with client:
+        closed = False
+        while time.monotonic() - started < 10 and not closed:
+            time.sleep(0.5)
+            try:
+                client.sendall(b"x\r\nX-More: ")
+                client.settimeout(0.01)
+                closed = client.recv(1) == b""
+            except TimeoutError:
+                pass
+            except OSError:  # reset: the server closed first
+                closed = True
+    assert closed
+    assert time.monotonic() - started < 4  # keep-alive 1 s in this module, not 10 s
