@@ -169,6 +169,19 @@ class Catalog:
     previous: str | None
     #: The rollback target is named in the history but not (or no longer) on disk.
     previous_missing: bool = False
+    #: Why models/CURRENT names no usable version ("" when it does, or is not read).
+    current_problem: str = ""
+
+
+def current_of(models_dir: str | Path,
+               client: redis.Redis | None) -> tuple[str | None, str, str]:
+    """(current version, where from, "") as :func:`model_registry.current_and_source`
+    says; (None, "file", why) when it is from a ``CURRENT`` that names no usable version
+    (the page still lists the versions: one of them is to be written there)."""
+    try:
+        return (*model_registry.current_and_source(models_dir, client), "")
+    except (ArtifactError, ModelNotFound) as exc:
+        return None, "file", str(exc)
 
 
 def rollback_target(client: redis.Redis | None, current: str | None) -> str | None:
@@ -198,7 +211,8 @@ def catalog(models_dir: str | Path, reports_dir: str | Path,
         metadata, problem = metadata_of(models_dir, version)
         summary = summarize(metadata, version, has_report(reports_dir, version))
         summaries.append(replace(summary, problem=problem) if problem else summary)
-    current, source = model_registry.current_and_source(models_dir, client)
+    current, source, problem = current_of(models_dir, client)
     previous = rollback_target(client, current)
     return Catalog(tuple(summaries), current, source, previous,
-                   previous_missing=previous is not None and previous not in names)
+                   previous_missing=previous is not None and previous not in names,
+                   current_problem=problem)

@@ -84,12 +84,41 @@ def read_metadata(models_dir: str | Path, version: str) -> dict[str, Any]:
         raise ArtifactError(f"{path}: unreadable metadata ({exc})") from None
 
 
+#: How to mend a ``CURRENT`` that names no usable version, for every message about one.
+CURRENT_REPAIR = ("write the current version's id in it (`python -m training list` lists "
+                  "them) or remove it")
+
+
 def current_from_file(models_dir: str | Path) -> str | None:
+    """The version ``CURRENT`` names, or None when there is no such file.
+
+    A ``CURRENT`` that names no usable version is refused, naming the file, rather than
+    left to fail later as a bare version (or a UnicodeDecodeError): :class:`ArtifactError`
+    when it cannot be read, is not UTF-8, is empty or holds no version id;
+    :class:`ModelNotFound` when the version it names is not in ``models_dir``.
+    """
     path = Path(models_dir) / CURRENT_FILE
     if not path.is_file():
         return None
-    version = path.read_text(encoding="utf-8").strip()
-    return version or None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path}: not UTF-8 text, so it names no model version; "
+                            f"{CURRENT_REPAIR}") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot be read ({exc.strerror or exc}); "
+                            f"{CURRENT_REPAIR}") from None
+    version = text.strip()
+    if not version:
+        raise ArtifactError(f"{path}: empty, so it names no model version; {CURRENT_REPAIR}")
+    if not valid_version(version):
+        shown = version if len(version) <= 40 else version[:40] + "..."
+        raise ArtifactError(f"{path}: {shown!r} is not a model version id; {CURRENT_REPAIR}")
+    directory = Path(models_dir) / version
+    if not ((directory / ARTIFACT).is_file() and (directory / METADATA).is_file()):
+        raise ModelNotFound(f"{path}: names model version {version!r}, which is not in "
+                            f"{models_dir}; {CURRENT_REPAIR}")
+    return version
 
 
 def current_from_redis(client: redis.Redis | None) -> str | None:

@@ -2,8 +2,9 @@
 
 A worker that cannot boot logs a traceback, gunicorn gives up with "Worker failed to
 boot", and the cause is lost in the noise. What a worker would refuse at start is
-checked here once and said in one message: the settings, threshold overrides against
-the current model's own thresholds, the site's articles. Cheap on purpose: the
+checked here once and said in one message: the settings, the models folder's
+``CURRENT``, threshold overrides against the current model's own thresholds, the
+site's articles. Cheap on purpose: the
 model's metadata is read, not the model, and Redis is not asked (the embedded one is
 not running yet), so the current version is the models folder's (``CURRENT``, else
 the newest), as when Redis has no record.
@@ -23,9 +24,22 @@ def check() -> dict[str, Any]:
     """The app's settings, or :class:`ConfigError` saying everything found wrong."""
     server_settings()
     settings = from_environment()
+    check_current_file(settings)
     check_thresholds(settings)
     check_articles(settings)
     return settings
+
+
+def check_current_file(settings: dict[str, Any]) -> None:
+    """The models folder's ``CURRENT``, when there is one, must name a version there.
+
+    Every worker reads it when Redis has no record of the current version (a fresh
+    Redis, or one down at start) and would fail to boot on one it cannot use.
+    """
+    try:
+        model_registry.current_from_file(settings["MODELS_DIR"])
+    except (model_registry.ModelNotFound, model_registry.ArtifactError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_thresholds(settings: dict[str, Any]) -> None:

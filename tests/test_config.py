@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,26 @@ def test_a_blank_var_dir_is_the_default_not_the_working_folder(monkeypatch):
 
     monkeypatch.setenv("MODERATION_VAR_DIR", "")
     assert var_dir() == PROJECT_ROOT / "var"
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"\xff\xfe2026\n", "not UTF-8 text, so it names no model version"),
+    (b"20990101-000000-ffffff\n", "names model version '20990101-000000-ffffff', which is "
+                                  "not in {models}"),
+])
+def test_the_start_up_check_names_a_current_file_naming_no_usable_version(
+    tmp_path, models_dir, content, words
+):
+    """Workers read CURRENT when Redis has no record (a fresh one, or one down at start)
+    and failed to boot on it with a traceback; the check passed it."""
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    (models / "CURRENT").write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "moderation.preflight"], cwd=PROJECT_ROOT,
+                          env={**os.environ, "MODELS_DIR": str(models)}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    words = words.format(models=models)
+    assert done.stderr.splitlines() == [
+        f"configuration error: {models / 'CURRENT'}: {words}; write the current version's "
+        "id in it (`python -m training list` lists them) or remove it"]

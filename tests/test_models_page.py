@@ -292,3 +292,21 @@ def test_the_page_lists_every_workers_version_under_gunicorn(olga, site, tmp_pat
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     html = text(olga.get("/moderate/models"))
     assert f"all workers: pid {pid} <strong>{site['second']}</strong>" in html
+
+
+def test_a_current_file_naming_no_usable_version_is_said_on_the_page_not_a_500(
+    make_app, site, accounts, tmp_path
+):
+    """CURRENT broken while the service runs (Redis has no record): the page lists the
+    versions, one of which is to be written there, and says what is wrong with it."""
+    models = tmp_path / "models"
+    shutil.copytree(site["models"], models)
+    client = make_app(MODELS_DIR=str(models), REPORTS_DIR=str(site["reports"])).test_client()
+    (models / model_registry.CURRENT_FILE).write_bytes(b"\xff\xfe")
+    log_in(client, "olga")
+    response = client.get("/moderate/models")
+    assert response.status_code == 200
+    html = text(response)
+    assert f'id="current-problem">{models / "CURRENT"}: not UTF-8 text' in html
+    assert site["first"] in html and site["second"] in html
+    assert client.get(f"/moderate/models/{site['first']}").status_code == 200

@@ -461,3 +461,22 @@ def test_explanation_is_the_largest_contributions_computed_by_scikit_learn(score
     # Features with equal contributions (e.g. a domain and its bigram) may swap places.
     everything = {(round(w, 4), f, k, c) for w, f, k, c in parts}
     assert set(got) <= everything
+
+
+@pytest.mark.parametrize(("content", "error", "words"), [
+    (b"\xff\xfe2026\n", ArtifactError, "not UTF-8 text"),
+    (b"", ArtifactError, "empty"),
+    (b"not a version\n", ArtifactError, "'not a version' is not a model version id"),
+    (b"20990101-000000-ffffff\n", ModelNotFound, "names model version '20990101-000000-ffffff'"),
+])
+def test_a_current_file_naming_no_usable_version_stops_the_app_naming_it(
+    make_app, models_dir, tmp_path, content, error, words
+):
+    """Redis has no record, so CURRENT is read at start: the app refuses it as it refuses
+    a corrupt model (the worker does not boot), naming the file. It was a
+    UnicodeDecodeError, the newest version served in silence, or a bare version id."""
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    (models / model_registry.CURRENT_FILE).write_bytes(content)
+    with pytest.raises(error, match=f"^{models / 'CURRENT'}: {words}"):
+        make_app(MODELS_DIR=str(models))

@@ -814,3 +814,106 @@ def test_promote_says_how_to_compare_a_streaming_model_it_cannot_compare(
                               f"{old}, it has no evaluation; `python -m training shadow "
                               f"{version}` or `evaluate --data FILE --version {version}` "
                               "compares a streaming model, then use --force")
+
+
+@pytest.mark.parametrize("value", ["-2", "-1", "two", "1.5"])
+def test_show_is_a_whole_number_of_at_least_zero(capsys, value):
+    """`--show -2` listed every disagreement but the last 2 (a slice from the end)."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["shadow", "V", "--show", value])
+    assert info.value.code == 2
+    why = f"{value} is not at least 0" if value.startswith("-") else (
+        f"{value!r} is not a whole number")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument --show: {why}")
+    assert cli.build_parser().parse_args(["shadow", "V", "--show", "0"]).show == 0
+
+
+BAD_CURRENT_FILES = {
+    "not UTF-8": (b"\xff\xfe2026\n", "not UTF-8 text, so it names no model version"),
+    "empty": (b"\n", "empty, so it names no model version"),
+    "junk": (b"hello world\x00\n", "'hello world\\x00' is not a model version id"),
+    "an unknown version": (b"20990101-000000-ffffff\n",
+                           "names model version '20990101-000000-ffffff', which is not in"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_CURRENT_FILES)
+@pytest.mark.parametrize("command", ["list", "promote", "rollback"])
+def test_a_current_file_naming_no_usable_version_is_named_in_one_line(
+    capsys, models, env, kind, command
+):
+    """Redis has no record, so CURRENT is read: not UTF-8 was a UnicodeDecodeError
+    traceback; junk or an unknown version was taken as the version promote pushed into
+    the rollback history."""
+    folder, old, new = models
+    content, words = BAD_CURRENT_FILES[kind]
+    (folder / "CURRENT").write_bytes(content)
+    code, out, err = run(capsys, "--models-dir", folder, command,
+                         *([new, "--force"] if command == "promote" else []))
+    one_line_error(code, err, f"{folder / 'CURRENT'}: {words}")
+    assert err.rstrip().endswith("write the current version's id in it (`python -m training "
+                                 "list` lists them) or remove it")
+    if command == "list":  # the versions are still listed: one of them is to be written there
+        assert old in out and new in out and "* " not in out
+    assert (folder / "CURRENT").read_bytes() == content
+    assert env.get(keys.MODEL_CURRENT) is None and env.lrange(keys.MODEL_HISTORY, 0, -1) == []
+
+
+def test_train_names_a_bad_current_file_before_training(capsys, models):
+    folder, _, _ = models
+    (folder / "CURRENT").write_bytes(b"\xff\xfe")
+    before = sorted(p.name for p in folder.iterdir())
+    code, _, err = run(capsys, "--models-dir", folder, "train", "--quick", "--no-report")
+    one_line_error(code, err, f"{folder / 'CURRENT'}: not UTF-8 text")
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing trained
+
+
+def test_writing_current_that_fails_leaves_no_temporary_file(models):
+    from training import registry
+
+    folder, old, new = models
+    (folder / "CURRENT").unlink()
+    (folder / "CURRENT").mkdir()  # os.replace cannot put a file in its place
+    with pytest.raises(IsADirectoryError):
+        registry.write_current_file(folder, new)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["CURRENT", old, new])
+
+
+def test_evaluate_json_through_a_symbolic_link_replaces_the_file_it_points_to(
+    capsys, tmp_path, models
+):
+    """As a shell's `>` or `cp` would: the link (here relative) stays and names the new
+    metrics; before, a regular file took the link's place and the target kept the old."""
+    folder, _, _ = models
+    data = tmp_path / "labelled.jsonl"
+    data.write_text('{"text": "Subscribe to my channel", "label": 1}\n'
+                    '{"text": "Her voice is amazing", "label": 0}\n')
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "metrics.json").write_text('{"previous": "run"}\n')
+    link = tmp_path / "latest.json"
+    link.symlink_to(Path("runs") / "metrics.json")
+    code, _, _ = run(capsys, "--models-dir", folder, "evaluate", "--data", data, "--json", link)
+    assert code == 0
+    assert link.is_symlink() and os.readlink(link) == str(Path("runs") / "metrics.json")
+    assert json.loads((runs / "metrics.json").read_text())["n"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.jsonl", "latest.json",
+                                                          "models", "runs"]
+    assert [p.name for p in runs.iterdir()] == ["metrics.json"]
+
+
+def test_export_decisions_through_a_symbolic_link_replaces_the_file_it_points_to(
+    capsys, tmp_path, env
+):
+    env.xadd(keys.DECISIONS, {"text": "lovely article", "label": "ham"})
+    target = tmp_path / "exports" / "decisions.jsonl"
+    target.parent.mkdir()
+    target.write_text("")
+    link = tmp_path / "decisions.jsonl"
+    link.symlink_to(target)
+    code, _, _ = run(capsys, "export-decisions", "--out", link)
+    assert code == 0
+    assert link.is_symlink() and link.resolve() == target
+    assert [json.loads(line)["text"] for line in target.read_text().splitlines()] == [
+        "lovely article"]
+    assert [p.name for p in target.parent.iterdir()] == ["decisions.jsonl"]

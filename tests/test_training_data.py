@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -499,3 +500,31 @@ def test_a_pipe_is_read_once_and_its_bytes_are_what_is_hashed(tmp_path):
         writer.join(timeout=10)
         assert texts == ["free money", "nice song"]
         assert digest == hashlib.sha256(content).hexdigest()
+
+
+def test_two_writes_of_one_file_at_once_each_use_their_own_temporary_file(tmp_path):
+    """Two `export-decisions --out F` at once: both wrote through `.F.tmp`, so the second
+    truncated the first's half-written file and renamed it, and the first then failed
+    (its temporary file gone). Here the second export runs while the first is writing."""
+    target = tmp_path / "decisions.jsonl"
+    first = datasets.Corpus(texts=["first a", "first b"], labels=[1, 0],
+                            sources=["decisions", "decisions"])
+    second = datasets.Corpus(texts=["second"], labels=[0], sources=["decisions"])
+
+    class Meanwhile(list):
+        """The first export's extra fields: reading the first row runs the second export."""
+
+        def __getitem__(self, index):
+            if index == 0:
+                datasets.write_jsonl(second, target)
+            return super().__getitem__(index)
+
+    before = os.umask(0o027)
+    try:
+        datasets.write_jsonl(first, target, Meanwhile([{}, {}]))
+    finally:
+        os.umask(before)
+    assert [json.loads(line)["text"] for line in target.read_text().splitlines()] == [
+        "first a", "first b"]  # the last to finish, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["decisions.jsonl"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)  # the umask's, not mkstemp's 0600

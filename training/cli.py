@@ -59,16 +59,27 @@ def make_folder(path: Path, option: str) -> None:
         raise CLIError(f"cannot create {option} {path}: {exc.strerror or exc}") from None
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer of at least 1 (`--chunk-size 0` ended a streaming run in
-    a traceback from range(); `--last 0` scored no decision)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return number
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``; anything else is
+    argparse's one-line error naming the option, exit status 2."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not at least {minimum}")
+        return number
+
+    return parse
+
+
+#: `--chunk-size 0` ended a streaming run in a traceback from range(); `--last 0` scored
+#: no decision.
+positive_int = _int_at_least(1)
+#: `shadow --show -2` listed every disagreement but the last 2 (a slice from the end).
+non_negative_int = _int_at_least(0)
 
 
 # -- commands --------------------------------------------------------------------
@@ -129,10 +140,14 @@ def _print_protocols(summary: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from moderation import model_registry
+
     from . import datasets, train
 
     started = time.perf_counter()
     make_folder(args.models_dir, "--models-dir")
+    # Said now, not after the training: its summary (and a first model) reads CURRENT.
+    model_registry.current_from_file(args.models_dir)
     if not (args.no_report or args.streaming):
         make_folder(args.reports_dir, "--reports-dir")
     if args.streaming:
@@ -321,7 +336,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not versions:
         raise ModelNotFound(f"no trained model in {args.models_dir}: run `make train`")
     client = _redis() if os.environ.get("REDIS_URL") else None
-    current = _current(args.models_dir, client)
+    try:
+        current, unusable = _current(args.models_dir, client), None
+    except (ArtifactError, ModelNotFound) as exc:
+        # The versions are still listed: they are what the operator may write in it.
+        current, unusable = None, exc
     # The flag column sits where the version column's padding was: rows keep their width.
     print(f"{'':2}{'version':<22} {'':1} {'created':<26} {'comments MCC':>12} {'queue':>7} "
           f"{'TubeSpam':>9} {'SMS':>6} {'LOVO':>6}")
@@ -353,6 +372,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("! : its thresholds cannot be trusted (train warned: they meet, too few "
               "examples chose them, or a budget is not met); `promote` refuses it without "
               "--force")
+    if unusable:
+        raise CLIError(str(unusable))
     return 0
 
 
@@ -664,8 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--last", type=positive_int, default=500, metavar="N",
                    help="newest decisions to use (default: %(default)s)")
-    p.add_argument("--show", type=int, default=10, metavar="K",
-                   help="disagreements to list, largest score gap first (default: %(default)s)")
+    p.add_argument("--show", type=non_negative_int, default=10, metavar="K",
+                   help="disagreements to list, largest score gap first; 0 lists none "
+                   "(default: %(default)s)")
     p.set_defaults(func=cmd_shadow)
     return parser
 

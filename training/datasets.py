@@ -24,6 +24,8 @@ import numpy as np
 from moderation.model_registry import sha256_file
 from moderation.text import normalize
 
+from .atomic import replacing
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 YOUTUBE_DIR = DATA_DIR / "youtube-spam-collection"
 SMS_FILE = DATA_DIR / "sms-spam-collection" / "SMSSpamCollection"
@@ -359,21 +361,15 @@ def check_both_classes(corpus: Corpus, name: str) -> None:
 
 
 def write_jsonl(corpus: Corpus, path: Path, extra: Sequence[dict] | None = None) -> None:
-    """Write ``corpus`` as JSONL (text, label, source [+ extra fields]) atomically."""
+    """Write ``corpus`` as JSONL (text, label, source [+ extra fields]) in one step
+    (:func:`training.atomic.replacing`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for i, (text, label, source) in enumerate(
-                zip(corpus.texts, corpus.labels, corpus.sources, strict=True)
-            ):
-                row = {"text": text, "label": "spam" if label else "ham", "source": source}
-                if extra is not None:
-                    row.update(extra[i])
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(path)
-    except BaseException:
-        # A failed write (the target a directory, a full disk, ...) leaves nothing behind.
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as handle:
+        for i, (text, label, source) in enumerate(
+            zip(corpus.texts, corpus.labels, corpus.sources, strict=True)
+        ):
+            row = {"text": text, "label": "spam" if label else "ham", "source": source}
+            if extra is not None:
+                row.update(extra[i])
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

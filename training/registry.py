@@ -13,7 +13,7 @@ import secrets
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import redis
@@ -30,6 +30,8 @@ from moderation.model_registry import (
     SERVING,
     ModelNotFound,
 )
+
+from .atomic import replacing
 
 HISTORY_LIMIT = 50
 
@@ -146,28 +148,24 @@ def check_servable(models_dir: str | Path, version: str) -> None:
 
 
 def write_json_atomically(path: str | Path, data: Any) -> None:
-    """Replace ``path`` with ``data`` as JSON: written beside it under a temporary name,
-    then renamed, so a crash or Ctrl-C leaves the old file or the new one, never half.
-
-    The temporary file is opened like any other (not with ``mkstemp``'s 0600), so the
-    result has the umask's mode.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    try:
-        _write_json(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Replace ``path`` with ``data`` as JSON (:func:`training.atomic.replacing`: a crash or
+    Ctrl-C leaves the old file or the new one, never half; a symbolic link is written
+    through)."""
+    with replacing(path) as handle:
+        _dump_json(data, handle)
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Write a new file inside a folder that is itself renamed into place."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
-        handle.write("\n")
+        _dump_json(data, handle)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _dump_json(data: Any, handle: IO[str]) -> None:
+    json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+    handle.write("\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -181,11 +179,10 @@ def _json_default(value: Any) -> Any:
 
 
 def write_current_file(models_dir: str | Path, version: str) -> None:
-    """Point ``CURRENT`` at ``version`` (temp file + rename: never a torn write)."""
-    path = Path(models_dir) / CURRENT_FILE
-    tmp = path.with_name(f".{CURRENT_FILE}.{secrets.token_hex(4)}")
-    tmp.write_text(version + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Point ``CURRENT`` at ``version`` (:func:`training.atomic.replacing`: never a torn
+    write, no temporary file left when it fails)."""
+    with replacing(Path(models_dir) / CURRENT_FILE) as handle:
+        handle.write(version + "\n")
 
 
 def ensure_current(models_dir: str | Path, version: str) -> bool:
@@ -194,15 +191,16 @@ def ensure_current(models_dir: str | Path, version: str) -> bool:
     Two first trainings at once both find nothing current: a hard link creates
     ``CURRENT`` only if it is still absent, so the first to finish stays current.
     """
-    if model_registry.current_from_file(models_dir):
-        return False
     path = Path(models_dir) / CURRENT_FILE
+    # Whatever it names (a bad one is said by every reader), it is not for us to replace.
+    if path.is_file() and path.read_bytes().strip():
+        return False
     tmp = path.with_name(f".{CURRENT_FILE}.{secrets.token_hex(4)}")
     tmp.write_text(version + "\n", encoding="utf-8")
     try:
         os.link(tmp, path)
     except FileExistsError:
-        if path.read_text(encoding="utf-8").strip():  # another run's version
+        if path.read_bytes().strip():  # another run's version
             return False
         os.replace(tmp, path)  # an empty CURRENT names no version: take its place
     finally:

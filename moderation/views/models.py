@@ -67,7 +67,7 @@ def version(version: str):
     def plot_url(src: str) -> str | None:
         return url_for("models.plot", version=version, name=src) if src in plots else None
 
-    current, _ = model_registry.current_and_source(models_dir, get_redis())
+    current, _, _ = model_catalog.current_of(models_dir, get_redis())
     html = render_template(
         "moderate/model.html",
         version=version,
