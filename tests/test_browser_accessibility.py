@@ -554,6 +554,40 @@ def test_the_undo_column_has_a_name(page, site):
     assert page.locator("th").last.inner_text() == "Undo"  # read, not shown
 
 
+def test_a_lapsed_claim_is_said_politely_without_moving_focus(page, site):
+    # The row turned "lapsed" on the screen only: a screen reader, away from the row,
+    # heard nothing, and went on thinking ben was handling that comment.
+    hold_some(site)
+    log_in(page, site)
+    ReviewQueue(site.store, lease_seconds=1.5).claim("ben", [held(
+        site.store, "Is there a source for the second paragraph of this report?",
+        article=site.slug, score=0.95).id])
+    page.goto(f"{site.url}/moderate/")
+    news = page.locator("[aria-live]")
+    assert news.count() == 1, "one live region a page"
+    assert news.get_attribute("aria-live") == "polite" and news.get_attribute("role") == "status"
+    assert news.inner_text() == ""
+    page.keyboard.press("j")  # focus on the second row, away from ben's
+    focused = page.evaluate("document.activeElement.id")
+    assert focused == "pos-1"
+    expect(news).to_have_text(
+        "Claim by ben on \u2018Is there a source for the\u2026\u2019 lapsed: free again.",
+        timeout=10_000)
+    assert page.evaluate("document.activeElement.id") == focused
+    found = violations(page)
+    assert not found, report(found)
+
+
+def test_a_lapse_on_a_comments_page_is_said_too(page, site):
+    log_in(page, site)
+    comment = held(site.store, "Short one", article=site.slug, score=0.5)
+    ReviewQueue(site.store, lease_seconds=1.5).claim("ben", [comment.id])
+    page.goto(f"{site.url}/moderate/comments/{comment.id}")
+    assert page.locator("[aria-live]").count() == 1
+    expect(page.locator("#lease-news")).to_have_text(
+        "Claim by ben on \u2018Short one\u2019 lapsed: free again.", timeout=10_000)
+
+
 #: 1280 px at 400% zoom: what WCAG's reflow criterion asks to work without scrolling
 #: sideways (a phone is about as narrow).
 ZOOMED = {"width": 320, "height": 640}

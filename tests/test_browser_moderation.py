@@ -405,11 +405,14 @@ def test_c_claims_the_current_comment_and_the_key_list_says_so(
     page.keyboard.press("Escape")
     with page.expect_navigation():
         page.keyboard.press("c")
-    assert page.inner_text(".flash") == f"Claimed {len(second.split(','))} comment(s) for 600 s."
     holders = ReviewQueue(redis_client).holders(second.split(","))
     assert {who for who, _ in holders.values()} == {"mia"} and len(holders) == 3
     assert page.locator("li.group.current").get_attribute("data-ids") == second
-    assert re.fullmatch(r"claimed by mia until \d\d:\d\d UTC", holder_of(page, second).inner_text())
+    holder = holder_of(page, second)
+    assert re.fullmatch(r"claimed by mia \(all 3\) until \d\d:\d\d UTC", holder.inner_text())
+    # The message said "for 600 s" where the row says until when: now both, one clock.
+    until = holder.locator("time").inner_text()
+    assert page.inner_text(".flash") == f"Claimed 3 comment(s) for 10 min, until {until}."
     assert redis_client.xlen(keys.DECISIONS) == 0
 
 
@@ -423,9 +426,9 @@ def test_my_lapsed_claim_says_so_and_the_server_still_decides(
     second = on_the_second_row(page, server.url)
     with page.expect_navigation():
         page.keyboard.press("c")
-    assert holder_of(page, second).inner_text().startswith("claimed by mia until")
+    assert holder_of(page, second).inner_text().startswith("claimed by mia (all 3) until")
     expect(holder_of(page, second)).to_have_text(
-        re.compile(r"claim by mia lapsed at .*: free again"), timeout=15_000)
+        re.compile(r"claim by mia \(all 3\) lapsed at .*: free again"), timeout=15_000)
     ReviewQueue(redis_client).claim("noa", second.split(","))
     with page.expect_navigation():
         page.keyboard.press("s")
@@ -459,3 +462,44 @@ def test_without_javascript_a_claim_says_until_when_and_a_lapsed_one_can_be_deci
         page.click(f"li.group[data-ids='{good.id}'] button.act-approve")
     assert "Approved 1 comment" in page.inner_text(".flash")
     context.close()
+
+
+def test_every_claim_on_a_group_is_shown_and_each_lapses_on_its_own(
+    live_server, page, seeded, redis_client
+):
+    # Only the group's first comment's claim was shown: with ben and noa holding the
+    # other two, the row read as free, and "Reject all 3" was refused, naming them.
+    first, *others = seeded[1]
+    ids = ",".join(c.id for c in seeded[1])
+    ReviewQueue(redis_client, lease_seconds=LEASE).claim("ben", [others[0].id])
+    ReviewQueue(redis_client).claim("noa", [others[1].id])
+    log_in(page, live_server.url)
+    row = page.locator(f"li.group[data-ids='{ids}']")
+    holders = row.locator(".holder")
+    assert holders.count() == 2
+    texts = holders.all_inner_texts()
+    assert re.fullmatch(r"claimed by ben \(1 of 3\) until \d\d:\d\d UTC", texts[0]), texts
+    assert re.fullmatch(r"claimed by noa \(1 of 3\) until \d\d:\d\d UTC", texts[1]), texts
+    assert "claimed" in row.get_attribute("class").split()
+
+    # ben's lease runs out: his claim says so; noa still holds one, so the row stays greyed.
+    expect(holders.nth(0)).to_have_text(
+        re.compile(r"claim by ben \(1 of 3\) lapsed at \d\d:\d\d UTC: free again"),
+        timeout=15_000)
+    assert holders.nth(1).inner_text().startswith("claimed by noa (1 of 3) until")
+    assert page.inner_text("#lease-news") == (
+        "Claim by ben (1 of 3) on \u2018WIN a FREE phone at cheap-deals\u2026\u2019 lapsed: "
+        "free again.")
+    assert "claimed" in row.get_attribute("class").split()
+    assert "lapsed" not in (holders.nth(1).get_attribute("class") or "")
+
+
+def test_a_holder_of_several_comments_of_a_group_is_counted_once(
+    live_server, page, seeded, redis_client
+):
+    campaign = seeded[1]
+    ids = ",".join(c.id for c in campaign)
+    ReviewQueue(redis_client).claim("ben", [c.id for c in campaign[1:]])
+    log_in(page, live_server.url)
+    [text] = page.locator(f"li.group[data-ids='{ids}'] .holder").all_inner_texts()
+    assert re.fullmatch(r"claimed by ben \(2 of 3\) until \d\d:\d\d UTC", text)

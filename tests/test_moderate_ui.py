@@ -426,7 +426,8 @@ def test_a_claim_says_until_when_in_the_queue_and_on_the_comments_page(alice, re
     for path in ("/moderate/", f"/moderate/comments/{comment.id}"):
         html = alice.get(path).get_data(as_text=True)
         found = re.search(
-            r'<span class="holder" data-holder="bob" data-lease-left="([0-9.]+)">claimed by bob '
+            r'<span class="holder by-other" data-holder="bob" data-share="" '
+            r'data-lease-left="([0-9.]+)">claimed by bob '
             r'until <time datetime="([^"]+)">(\d\d:\d\d) UTC</time></span>', html)
         assert found, path
         left, until, shown = found.groups()

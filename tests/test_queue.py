@@ -15,6 +15,7 @@ from moderation.queue import (
     NOT_CLAIMED,
     NOT_DECIDED,
     NOT_FOUND,
+    SHOWN_PER_GROUP,
     InvalidRequest,
     Refused,
     ReviewQueue,
@@ -68,6 +69,20 @@ def test_near_duplicates_form_one_group(queue, redis_client):
     assert group_key("FREE  money") == group_key("free money!")
     ungrouped = queue.list(grouped=False)
     assert [g.count for g in ungrouped.groups] == [1, 1, 1]
+
+
+def test_a_group_lists_every_claim_on_its_comments_shown_or_not(queue, redis_client):
+    # Only the first comment's claim reached the page; one on a copy past the shown
+    # ones was not even read, yet it refuses a decision on the whole group.
+    copies = [held(redis_client, f"WIN a FREE phone {'!' * i}", score=0.9 - i / 100)
+              for i in range(SHOWN_PER_GROUP + 2)]
+    queue.claim("ben", [copies[1].id, copies[-1].id])
+    ReviewQueue(redis_client, lease_seconds=30).claim("noa", [copies[2].id])
+    [group] = queue.list().groups
+    assert group.count == len(copies) and len(group.items) == SHOWN_PER_GROUP
+    assert [(c.holder, c.count) for c in group.claims] == [("ben", 2), ("noa", 1)]
+    assert 590 < group.claims[0].lease_left <= 600 and group.claims[1].lease_left <= 30
+    assert not group.top.holder  # the first comment itself is free
 
 
 def test_approve_publishes_and_logs_the_decision(queue, redis_client):

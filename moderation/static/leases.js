@@ -31,28 +31,55 @@
     return Math.max(performance.now() - arrived, Date.now() - arrivedWall) / 1000;
   }
 
+  // Screen readers hear of a lapse in the page's one polite status region
+  // (templates/moderate/_claim.html): the row changes where the moderator may not
+  // be, and focus stays where it is.
+  var news = document.getElementById("lease-news");
+
+  function share(holder) {
+    var of = holder.getAttribute("data-share");
+    return of ? " (" + of + ")" : "";
+  }
+
+  // The comment's first words, so a sentence heard away from the row says which one.
+  function opening(holder) {
+    var scope = holder.closest(".group") || document;
+    var body = scope.querySelector(".body");
+    var words = body ? body.textContent.trim().split(/\s+/) : [];
+    var text = words.slice(0, 6).join(" ");
+    if (text.length > 40) { text = text.slice(0, 40).trim(); }
+    return text + (text.length < words.join(" ").length ? "\u2026" : "");
+  }
+
   function lapse(holder) {
+    var who = holder.getAttribute("data-holder");
     var until = holder.querySelector("time");
-    holder.textContent = "claim by " + holder.getAttribute("data-holder") + " lapsed at ";
+    holder.textContent = "claim by " + who + share(holder) + " lapsed at ";
     if (until) { holder.appendChild(until); }
     holder.appendChild(document.createTextNode(": free again"));
     holder.classList.add("lapsed");
     var row = holder.closest(".group");
     if (row) {
-      row.classList.remove("claimed");
+      // Greyed while anyone else still holds a comment of it.
+      if (!row.querySelector(".holder.by-other:not(.lapsed)")) { row.classList.remove("claimed"); }
       row.classList.add("lapsed");
     }
+    return "Claim by " + who + share(holder) + " on \u2018" + opening(holder) +
+      "\u2019 lapsed: free again.";
   }
 
   var timer = null;
 
   function check() {
     var spent = secondsSinceArrival();
+    var said = [];
     pending = pending.filter(function (holder) {
       if (parseFloat(holder.getAttribute("data-lease-left")) > spent) { return true; }
-      lapse(holder);
+      said.push(lapse(holder));
       return false;
     });
+    // Claims that lapse together are said in one go: each new text replaces the last.
+    if (said.length && news) { news.textContent = said.join(" "); }
     if (!pending.length && timer !== null) {
       clearInterval(timer);
       timer = null;

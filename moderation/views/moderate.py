@@ -36,6 +36,7 @@ from ..articles import all_articles, get_article
 from ..auth import current_user, login_required, safe_next
 from ..schemas import MAX_PAGE, MAX_QUEUE_PER_PAGE
 from ..serving_model import DENSE
+from ..templating import clocktime
 from ..text import normalize
 from ..users import OPERATOR
 from .common import no_store, page_number
@@ -409,9 +410,14 @@ def act():
     queue_ = get_queue()
     try:
         if action == "claim":
+            # Read before claiming: the lease runs from a moment after, so the time said
+            # is never later than when it ends (the rows read the same lease's end).
+            started = time.time()
             queue_.claim(user.name, ids)
+            lease = current_app.config["LEASE_SECONDS"]
             message = (
-                f"Claimed {len(ids)} comment(s) for {current_app.config['LEASE_SECONDS']:.0f} s."
+                f"Claimed {len(ids)} comment(s) for {duration(lease)}, "
+                f"until {clocktime(started + lease)}."
             )
         elif action == "release":
             queue_.release(user.name, ids)
