@@ -74,7 +74,7 @@ def _close_after_answer(sock) -> None:
         drained += len(data)
 
 
-class _LingeringGeventWorker(GeventWorker):
+class LingeringGeventWorker(GeventWorker):
     """gunicorn's gevent worker, closing connections after their answer as its sync
     worker does (see ``_close_after_answer``)."""
 
@@ -90,7 +90,7 @@ class _LingeringGeventWorker(GeventWorker):
 # holds one greenlet, not one of the two workers (two such clients took the whole
 # service down under sync workers). Requests are still handled one at a time per
 # worker when they use the CPU; what they overlap is the wait on Redis and the network.
-worker_class = _LingeringGeventWorker
+worker_class = LingeringGeventWorker
 worker_connections = 1000
 # Under gevent workers, keepalive is also the deadline for a request's line and headers
 # (gunicorn's AsyncWorker reads them inside ``timeout_ctx``): a client that has not
