@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import resource
 import socket
 import sys
 import time
@@ -42,6 +43,7 @@ if (_problem := _bind_problem(bind)) is not None:
 # not a whole number of at least 0 ends there in its traceback (`make run` checks for
 # that first). 0 reaches the start-up check in on_starting, which names it.
 workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 2))
+
 #: At most this long, and this many bytes, a closing connection reads what its client
 #: is still sending (gunicorn's sync worker lingers 2 s and 64 KiB).
 _LINGER_SECONDS = 2.0
@@ -91,7 +93,23 @@ class LingeringGeventWorker(GeventWorker):
 # service down under sync workers). Requests are still handled one at a time per
 # worker when they use the CPU; what they overlap is the wait on Redis and the network.
 worker_class = LingeringGeventWorker
-worker_connections = 1000
+
+
+def _connections_per_worker(wanted: int = 1000) -> int:
+    """``wanted``, but at most half the open-file limit (``ulimit -n``).
+
+    Past the limit every accept fails with EMFILE, which gevent logs as a traceback
+    per refused client (22 in a few seconds under ``ulimit -n 200``), while a full
+    pool leaves the next clients waiting in the listen backlog. Half leaves room for
+    Redis connections, the model's files and the logs.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft // 2))
+
+
+worker_connections = _connections_per_worker()
 # Under gevent workers, keepalive is also the deadline for a request's line and headers
 # (gunicorn's AsyncWorker reads them inside ``timeout_ctx``): a client that has not
 # sent them within 5 s of connecting, or of its previous response, is disconnected.
@@ -157,6 +175,10 @@ def on_starting(server):
     import gunicorn.util
 
     gunicorn.util.write_error = _json_error
+    if worker_connections < 1000:
+        server.log.warning("%d connections per worker, not 1000: the open-file limit "
+                           "(ulimit -n) is %d", worker_connections,
+                           resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     _VAR_DIR.mkdir(parents=True, exist_ok=True)
     _metrics_dir(_VAR_DIR / "metrics")
     settings = _check_configuration(server)  # imports the app's package: after _metrics_dir

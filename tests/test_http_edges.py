@@ -8,14 +8,20 @@ body read as "not valid JSON".
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from moderation.articles import default_article
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PATH = f"/api/v1/articles/{default_article().slug}/comments"
 HEAD = (
     f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
@@ -203,3 +209,48 @@ def test_a_client_that_drips_its_headers_is_cut_off_at_the_header_deadline(serve
                 closed = True
     assert closed
     assert time.monotonic() - started < 4  # keep-alive 1 s in this module, not 10 s
+
+
+def test_a_flood_of_connections_waits_instead_of_running_out_of_files(models_dir, tmp_path):
+    # Under `ulimit -n 200` gunicorn's 1,000 connections per worker ran out of file
+    # descriptors: every refused accept logged a traceback. Capped at half the limit,
+    # the extra clients wait in the listen backlog and are served once the stalled
+    # ones reach the header deadline.
+    from bench.common import free_port
+
+    port = free_port()
+    env = {**os.environ, "MODELS_DIR": str(models_dir), "BIND": f"127.0.0.1:{port}",
+           "MODERATION_VAR_DIR": str(tmp_path / "var"), "WEB_CONCURRENCY": "2",
+           "GUNICORN_CMD_ARGS": "--keep-alive 1"}
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            ["sh", "-c", 'ulimit -n 200 && exec "$0" -m gunicorn -c gunicorn.conf.py '
+             "moderation.wsgi:app", sys.executable],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        answered = False
+        for _ in range(300):
+            try:
+                answered = urllib.request.urlopen(base + "/healthz", timeout=2).status == 200
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert answered, log.read_text()
+        clients = stalling_clients(port, 500)
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=15) as answer:
+                assert answer.status == 200
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    text = log.read_text()
+    assert "Too many open files" not in text
+    assert "100 connections per worker, not 1000: the open-file limit (ulimit -n) is 200" in text
