@@ -11,12 +11,11 @@ import logging
 import os
 import re
 import resource
-import socket
 import sys
 import time
 from pathlib import Path
 
-from gunicorn.util import parse_address
+from gunicorn.util import close_graceful, parse_address
 from gunicorn.workers.ggevent import GeventWorker
 
 
@@ -44,47 +43,23 @@ if (_problem := _bind_problem(bind)) is not None:
 # that first). 0 reaches the start-up check in on_starting, which names it.
 workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 2))
 
-#: At most this long, and this many bytes, a closing connection reads what its client
-#: is still sending (gunicorn's sync worker lingers 2 s and 64 KiB).
-_LINGER_SECONDS = 2.0
-_LINGER_BYTES = 1 << 20
-
-
-def _close_after_answer(sock) -> None:
-    """Send FIN after the answer, then read what the client still sends.
-
-    Closing a socket with unread bytes makes the kernel reset the connection, and a
-    client still uploading (a body over MAX_CONTENT_LENGTH answered 413, a request
-    line gunicorn refuses as too long) loses the answer it had not read yet.
-    gunicorn's sync and threaded workers linger like this; its gevent worker closes
-    at once. Under gevent the wait holds a greenlet, not the worker.
-    """
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        return
-    deadline = time.monotonic() + _LINGER_SECONDS
-    drained = 0
-    while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-        try:
-            sock.settimeout(left)
-            data = sock.recv(65536)
-        except OSError:
-            return
-        if not data:
-            return
-        drained += len(data)
-
 
 class LingeringGeventWorker(GeventWorker):
-    """gunicorn's gevent worker, closing connections after their answer as its sync
-    worker does (see ``_close_after_answer``)."""
+    """gunicorn's gevent worker, closing a connection after its answer as its sync and
+    threaded workers do: FIN first, then read what the client still sends (up to 2 s
+    and 64 KiB, ``gunicorn.util.close_graceful``), then close.
+
+    Its gevent worker closes at once, and closing a socket with unread bytes makes the
+    kernel reset the connection: a client still uploading (a body over
+    MAX_CONTENT_LENGTH answered 413, a request line refused as too long) lost the
+    answer it had not read yet. Under gevent the wait holds a greenlet, not the worker.
+    """
 
     def handle_request(self, listener_name, req, sock, addr):
         try:
             return super().handle_request(listener_name, req, sock, addr)
         except StopIteration:  # the answer was sent and the connection is to close
-            _close_after_answer(sock)
+            close_graceful(sock)
             raise
 
 
@@ -165,7 +140,7 @@ def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     write_nonblock(sock, head.encode("latin-1") + body)
-    _close_after_answer(sock)  # the rest of the refused request is still arriving
+    close_graceful(sock)  # the rest of the refused request is still arriving
 
 
 def on_starting(server):
